@@ -1,0 +1,1 @@
+"""langsmith-export: LangSmith sessions, runs and experiments to Hive-partitioned Parquet."""

@@ -1,0 +1,212 @@
+"""Exporting one daily partition of runs: time slices fetched concurrently, streamed to Parquet.
+
+A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects,
+fetched by at most ``concurrency`` threads sharing one client (and its rate limiter). Each stream
+flushes every ``flush_rows`` records into its own file, so memory is bounded by concurrency x flush
+size, never by the size of the day. File names depend only on (slice, batch): the output does not
+depend on timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import pyarrow as pa
+
+from pipelines.client import LangSmithClient
+from pipelines.flatten.common import TIMESTAMP, column
+from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
+from pipelines.pagination import CursorPaginator, OffsetPaginator
+from pipelines.records import RUN_SELECTS, Rejected, RunV2, Session, decode_runs_page, decode_sessions_page
+from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
+
+log = logging.getLogger(__name__)
+
+RUNS_QUERY_PATH = "/api/v2/runs/query"
+SESSIONS_PATH = "/api/v1/sessions"
+ONE_US = timedelta(microseconds=1)
+
+REJECTED = pa.schema(
+    [
+        column("table", pa.string(), "Table the row was meant for", "(export)", nullable=False),
+        column("reason", pa.string(), "Why the row could not be typed", "(export)", nullable=False),
+        column("raw", pa.string(), "The item exactly as the API sent it (JSON)", "(API item)", nullable=False),
+        column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RunsExportOptions:
+    page_size: int = 1000
+    slices: int = 4
+    concurrency: int = 4
+    flush_rows: int = 5_000
+    project_batch: int = 100
+
+
+@dataclass
+class RunsExportResult:
+    partition: str
+    tables: dict[str, PartitionInfo]
+    received: int = 0
+    pages: int = 0
+    rejected: int = 0
+    out_of_window: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class _Totals:
+    received: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    out_of_window: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def rfc3339_us(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def list_sessions(client: LangSmithClient, *, include_stats: bool = False) -> list[Session]:
+    """Every tracer session (tracing projects and experiments) of the workspace."""
+    paginator = OffsetPaginator(
+        client, SESSIONS_PATH, limit=100, params={"include_stats": str(include_stats).lower()}
+    )
+    return [s for page in paginator.pages(decode_sessions_page, len) for s in page]
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The inclusive [first, last] microsecond of a UTC day (the API's bounds are inclusive)."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1) - ONE_US
+
+
+def time_slices(day: date, n: int) -> list[tuple[datetime, datetime]]:
+    """``n`` contiguous, non-overlapping inclusive windows covering the UTC day exactly."""
+    start, _ = day_bounds(day)
+    total = timedelta(days=1) // ONE_US
+    edges = [start + ONE_US * (total * i // n) for i in range(n + 1)]
+    return [(edges[i], edges[i + 1] - ONE_US) for i in range(n)]
+
+
+def _batches(ids: Sequence[str], size: int) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def export_runs_partition(
+    client: LangSmithClient,
+    sink: ParquetSink,
+    day: date,
+    project_ids: Sequence[str],
+    *,
+    exported_at: datetime,
+    options: RunsExportOptions | None = None,
+) -> RunsExportResult:
+    """Fetch every run that started on ``day`` (UTC) and replace the day's partitions of ``runs``,
+    ``run_feedback_stats`` and ``_rejected``. Nothing replaces the old partitions unless the whole day
+    was fetched and written."""
+    opts = options or RunsExportOptions()
+    value = day.isoformat()
+    staged = {
+        "runs": sink.begin("runs", RUNS, "start_date", value),
+        "run_feedback_stats": sink.begin("run_feedback_stats", RUN_FEEDBACK_STATS, "start_date", value),
+        "_rejected": sink.begin("_rejected", REJECTED, "start_date", value),
+    }
+    totals = _Totals()
+    pages_before = client.stats.pages
+    streams = [
+        (s_index, b_index, window, batch)
+        for b_index, batch in enumerate(_batches(project_ids, opts.project_batch))
+        for s_index, window in enumerate(time_slices(day, opts.slices))
+    ]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="runs") as pool:
+            futures = [
+                pool.submit(_export_stream, client, staged, day, s, b, window, batch, opts, exported_at, totals)
+                for s, b, window, batch in streams
+            ]
+            for future in futures:
+                future.result()
+        if totals.rejected:
+            staged["_rejected"].write("part-00000.parquet", _rejected_table(totals.rejected, exported_at))
+        infos = {name: part.commit() for name, part in staged.items()}
+    except BaseException:
+        for part in staged.values():
+            part.abort()
+        raise
+    return RunsExportResult(
+        partition=value,
+        tables=infos,
+        received=totals.received,
+        pages=client.stats.pages - pages_before,
+        rejected=len(totals.rejected),
+        out_of_window=totals.out_of_window,
+    )
+
+
+def _export_stream(
+    client: LangSmithClient,
+    staged: dict[str, StagedPartition],
+    day: date,
+    slice_index: int,
+    batch_index: int,
+    window: tuple[datetime, datetime],
+    project_ids: list[str],
+    opts: RunsExportOptions,
+    exported_at: datetime,
+    totals: _Totals,
+) -> None:
+    body = {
+        "project_ids": project_ids,
+        "min_start_time": rfc3339_us(window[0]),
+        "max_start_time": rfc3339_us(window[1]),
+        "selects": list(RUN_SELECTS),
+        "page_size": opts.page_size,
+        "sort_order": "ASC",
+    }
+    file_name = f"part-{batch_index:03d}-{slice_index:03d}.parquet"
+    label = f"{day} slice {slice_index} batch {batch_index} "
+    buffer: list[RunV2] = []
+    received = 0
+    for page in CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page):
+        received += len(page.items) + len(page.rejected)
+        kept = [r for r in page.items if r.start_time is not None and window[0] <= r.start_time <= window[1]]
+        with totals.lock:
+            totals.received += len(page.items) + len(page.rejected)
+            totals.rejected.extend(page.rejected)
+            totals.out_of_window += len(page.items) - len(kept)
+        if len(kept) != len(page.items):
+            log.warning("%s: %d runs outside the requested window were skipped",
+                        label, len(page.items) - len(kept))
+        buffer.extend(kept)
+        if len(buffer) >= opts.flush_rows:
+            _flush(staged, file_name, buffer, exported_at)
+            buffer = []
+            log.info("%s: %d runs so far", label.strip(), received)
+    _flush(staged, file_name, buffer, exported_at)
+
+
+def _flush(staged: dict[str, StagedPartition], file_name: str, items: list[RunV2], exported_at: datetime) -> None:
+    if not items:
+        return
+    staged["runs"].write(file_name, flatten_runs(items, exported_at))
+    staged["run_feedback_stats"].write(file_name, flatten_run_feedback_stats(items, exported_at))
+
+
+def _rejected_table(rejected: list[Rejected], exported_at: datetime) -> pa.Table:
+    return pa.table(
+        {
+            "table": pa.array(["runs"] * len(rejected), pa.string()),
+            "reason": pa.array([r.reason for r in rejected], pa.string()),
+            "raw": pa.array([r.raw for r in rejected], pa.string()),
+            "exported_at": pa.array([exported_at] * len(rejected), TIMESTAMP),
+        },
+        schema=REJECTED,
+    )

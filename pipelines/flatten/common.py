@@ -1,0 +1,172 @@
+"""Shared column builders: one small helper per nesting shape, and the declared-schema machinery.
+
+Every table's Arrow schema is declared with a description and the source key of each column (the
+README's data dictionary is generated from it), frames are cast to it before writing, and nothing is
+ever inferred from the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+import polars as pl
+import pyarrow as pa
+
+from pipelines.records import FeedbackStat
+
+MONEY = pa.decimal128(38, 12)
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+PL_MONEY = pl.Decimal(38, 12)
+
+# Details categories promoted to typed columns; every category (known or not) stays in the JSON column.
+PROMPT_TOKEN_CATEGORIES = ("cache_read", "cache_creation", "audio")
+COMPLETION_TOKEN_CATEGORIES = ("reasoning", "audio")
+
+_encode = msgspec.json.Encoder().encode
+
+
+def column(
+    name: str, type_: pa.DataType, description: str, source: str, *, nullable: bool = True
+) -> pa.Field:
+    """A declared column: its description and source key travel in the field metadata."""
+    return pa.field(
+        name,
+        type_,
+        nullable=nullable,
+        metadata={b"description": description.encode(), b"source": source.encode()},
+    )
+
+
+def describe(schema: pa.Schema) -> list[tuple[str, str, str, str]]:
+    """(column, type, meaning, source) rows for the data dictionary."""
+    rows = []
+    for f in schema:
+        meta = f.metadata or {}
+        rows.append(
+            (
+                f.name,
+                str(f.type),
+                meta.get(b"description", b"").decode(),
+                meta.get(b"source", b"").decode(),
+            )
+        )
+    return rows
+
+
+def conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """The frame as an Arrow table with exactly ``schema`` (names, order, types, field metadata)."""
+    table = frame.select(schema.names).to_arrow()
+    return table.cast(schema)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+# --- staging: typed records -> Arrow arrays (one pass per column, no per-row dicts) ---------------
+
+
+def _raw_text(value: msgspec.Raw | None) -> bytes | None:
+    if value is None:
+        return None
+    text = bytes(value)
+    return None if text == b"null" else text
+
+
+def raw_json(values: Iterable[msgspec.Raw | None]) -> pa.Array:
+    """Raw JSON tokens as UTF-8 text; a JSON ``null`` becomes a SQL null."""
+    return pa.array([_raw_text(v) for v in values], pa.string())
+
+
+def json_objects(values: Iterable[Any]) -> pa.Array:
+    """Decoded (small) objects re-encoded as JSON text; Raw members are re-emitted byte for byte."""
+    return pa.array([None if v is None else _encode(v) for v in values], pa.string())
+
+
+def strings(values: Iterable[str | None]) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
+def timestamps(values: Iterable[datetime | None]) -> pa.Array:
+    return pa.array(list(values), TIMESTAMP)
+
+
+def detail_category(
+    details: Sequence[dict[str, dict[str, msgspec.Raw]] | None], category: str
+) -> pa.Array:
+    """One category of ``{"raw": {category: number}}`` as the raw number text (null when absent)."""
+    return raw_json(None if d is None else d.get("raw", {}).get(category) for d in details)
+
+
+def money(expr: pl.Expr) -> pl.Expr:
+    """A raw JSON money token (v2 number or v1 decimal string) to decimal(38, 12), never via float."""
+    return expr.str.strip_chars('"').cast(PL_MONEY)
+
+
+def from_columns(columns: dict[str, pa.Array]) -> pl.DataFrame:
+    return pl.from_arrow(pa.table(columns))  # type: ignore[return-value]
+
+
+_decode_stat = msgspec.json.Decoder(type=FeedbackStat, strict=False).decode
+
+
+def feedback_stats_long(
+    owner_ids: Sequence[str], stats: Sequence[dict[str, msgspec.Raw] | None]
+) -> dict[str, pa.Array]:
+    """``{key: {n, avg, ...}}`` per owner → long columns: one row per (owner, feedback key).
+
+    The typed members are promoted; the whole entry stays as JSON text so nothing is lost. Session
+    stats are loosely typed (numbers may come as strings), hence the non-strict decoder.
+    """
+    owners: list[str] = []
+    keys: list[str] = []
+    entries: list[msgspec.Raw] = []
+    for owner, stat in zip(owner_ids, stats, strict=True):
+        if stat:
+            for key, entry in stat.items():
+                owners.append(owner)
+                keys.append(key)
+                entries.append(entry)
+    decoded = [_decode_stat(e) for e in entries]
+    return {
+        "owner_id": strings(owners),
+        "feedback_key": strings(keys),
+        "n": pa.array([d.n for d in decoded], pa.int64()),
+        "avg": pa.array([d.avg for d in decoded], pa.float64()),
+        "stdev": pa.array([d.stdev for d in decoded], pa.float64()),
+        "min": pa.array([d.min for d in decoded], pa.float64()),
+        "max": pa.array([d.max for d in decoded], pa.float64()),
+        "errors": pa.array([d.errors for d in decoded], pa.int64()),
+        "contains_thread_feedback": pa.array([d.contains_thread_feedback for d in decoded], pa.bool_()),
+        "values": raw_json(d.values for d in decoded),
+        "comments": raw_json(d.comments for d in decoded),
+        "sources": raw_json(d.sources for d in decoded),
+        "stats": raw_json(entries),
+    }
+
+
+def feedback_stats_columns(owner: str, *, level_source: str) -> list[pa.Field]:
+    """The declared columns shared by every feedback-stats table (after the owner key)."""
+    return [
+        column("feedback_key", pa.string(), "Feedback key (evaluator or annotation name)", "key of "
+               f"{level_source}", nullable=False),
+        column("n", pa.int64(), "Number of feedback rows", f"{level_source}.<key>.n"),
+        column("avg", pa.float64(), "Mean score", f"{level_source}.<key>.avg"),
+        column("stdev", pa.float64(), "Standard deviation of scores", f"{level_source}.<key>.stdev"),
+        column("min", pa.float64(), "Minimum score", f"{level_source}.<key>.min"),
+        column("max", pa.float64(), "Maximum score", f"{level_source}.<key>.max"),
+        column("errors", pa.int64(), "Evaluator errors", f"{level_source}.<key>.errors"),
+        column("contains_thread_feedback", pa.bool_(), "Whether thread-level feedback is included",
+               f"{level_source}.<key>.contains_thread_feedback"),
+        column("values", pa.string(), "JSON object label → count (categorical feedback)",
+               f"{level_source}.<key>.values"),
+        column("comments", pa.string(), "JSON array: a sample of comments", f"{level_source}.<key>.comments"),
+        column("sources", pa.string(), "JSON array of sources (strings or objects)",
+               f"{level_source}.<key>.sources"),
+        column("stats", pa.string(), "The whole entry as JSON text, unknown members included",
+               f"{level_source}.<key>"),
+    ]
