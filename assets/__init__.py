@@ -1,0 +1,1 @@
+"""Dagster asset families, one module per family: thin calls into the ``pipelines`` library."""

@@ -1,0 +1,144 @@
+"""The ``langsmith-export`` command: demo, simulate, and the data dictionary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+DEMO_ROOT = "./langsmith-demo"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import duckdb
+    from dagster import DagsterInstance, materialize
+
+    from pipelines.definitions import ASSETS
+    from pipelines.resources import LangSmithResource, ParquetSinkResource
+    from pipelines.simulator import Simulator, World, WorldConfig
+
+    today = datetime.now(UTC).date()
+    days = args.days
+    first = today - timedelta(days=days)
+    last = today - timedelta(days=1)
+    world = World(WorldConfig(first_day=first - timedelta(days=2), days=days + 3))
+    root = Path(args.root or os.environ.get("LANGSMITH_EXPORT_ROOT") or DEMO_ROOT).resolve()
+    with Simulator(world) as sim, tempfile.TemporaryDirectory(prefix="langsmith-demo-dagster-") as home:
+        print(f"LangSmith simulator listening on {sim.url}")
+        # The demo exports the simulator, never a real workspace: its key is the simulator's.
+        os.environ["LANGSMITH_API_KEY"] = sim.api_key
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.local_temp(home)
+        started = time.monotonic()
+        result = materialize(
+            ASSETS,
+            instance=instance,
+            resources={
+                "langsmith": LangSmithResource(endpoint=sim.url),
+                "export_root": ParquetSinkResource(root=str(root)),
+            },
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+            raise_on_error=False,
+        )
+        if not result.success:
+            print("The demo run failed; see the Dagster log above.", file=sys.stderr)
+            return 1
+        elapsed = time.monotonic() - started
+    print(f"\nExported {first} .. {last} to {root} in {elapsed:.1f}s through Dagster:\n")
+    con = duckdb.connect()
+    for table in sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        glob = root / table / "**" / "*.parquet"
+        if not any((root / table).rglob("*.parquet")):
+            continue
+        n = con.execute(f"select count(*) from read_parquet('{glob}', hive_partitioning = true)").fetchall()[0]
+        print(f"  {table:<24} {n[0] if n else 0:>8} rows")
+    query = (
+        "select session_id, start_date, count(*) as runs, sum(total_tokens) as tokens, "
+        "sum(total_cost) as cost_usd\n"
+        f"from read_parquet('{root}/runs/**/*.parquet', hive_partitioning = true)\n"
+        "group by all order by start_date, cost_usd desc;"
+    )
+    print("\nTry it in DuckDB (python -m duckdb, or the duckdb CLI):\n")
+    print(query)
+    print()
+    print(con.sql(query.rstrip(";")))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pipelines.simulator import Faults, Simulator, World, WorldConfig
+
+    first = date.fromisoformat(args.first_day) if args.first_day else datetime.now(UTC).date() - timedelta(
+        days=args.days - 1
+    )
+    world = World(
+        WorldConfig(
+            first_day=first,
+            days=args.days,
+            projects=args.projects,
+            traces_per_project_day=args.traces,
+            payload_chars=args.payload_chars,
+            lean=args.lean,
+        )
+    )
+    faults = Faults(
+        latency_s=args.latency,
+        error_rate=args.error_rate,
+        retry_after_every=args.retry_after_every,
+    )
+    sim = Simulator(world, host=args.host, port=args.port, faults=faults)
+    print(f"LangSmith simulator on {sim.url} (API key: {sim.api_key}); Ctrl-C to stop", flush=True)
+    try:
+        sim.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pipelines.dictionary import data_dictionary
+
+    print(data_dictionary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="langsmith-export", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the export through Dagster against the embedded simulator")
+    demo.add_argument("--root", help=f"export root (default LANGSMITH_EXPORT_ROOT or {DEMO_ROOT})")
+    demo.add_argument("--days", type=int, default=3, help="complete UTC days to export (default 3)")
+    demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser("simulate", help="serve the LangSmith simulator until interrupted")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--first-day", help="first simulated UTC day (default: days ago from today)")
+    sim.add_argument("--days", type=int, default=7)
+    sim.add_argument("--projects", type=int, default=3)
+    sim.add_argument("--traces", type=int, default=5, help="traces per project per day")
+    sim.add_argument("--payload-chars", type=int, default=0, help="padding characters per run input")
+    sim.add_argument("--lean", action="store_true", help="flat one-run traces (benchmarks)")
+    sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every data request")
+    sim.add_argument("--error-rate", type=float, default=0.0, help="fraction of data requests answered 503")
+    sim.add_argument("--retry-after-every", type=int, default=0, help="every Nth data request answers 429")
+    sim.set_defaults(func=_simulate)
+
+    schema = sub.add_parser("schema", help="print the data dictionary (Markdown) of every table")
+    schema.set_defaults(func=_schema)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

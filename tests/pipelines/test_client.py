@@ -1,0 +1,181 @@
+"""Client behaviour against scripted responses (respx): pagination, retries, errors, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from pipelines.client import LangSmithClient, RetryPolicy, normalise_endpoint, parse_retry_after
+from pipelines.errors import (
+    LangSmithAuthError,
+    LangSmithNotFoundError,
+    LangSmithResponseError,
+    LangSmithTransportError,
+    LangSmithValidationError,
+)
+from pipelines.export import RUNS_QUERY_PATH, list_sessions
+from pipelines.pagination import CursorPaginator
+from pipelines.records import decode_runs_page
+
+BASE = "https://ls.test"
+KEY = "lsv2_pt_SECRET_never_print_me"
+
+
+def make_client(sleeps: list[float] | None = None, attempts: int = 4) -> LangSmithClient:
+    recorder = sleeps if sleeps is not None else []
+    return LangSmithClient(
+        api_key=KEY,
+        endpoint=BASE + "/api/v1",
+        workspace_id="ws-1",
+        retry=RetryPolicy(max_attempts=attempts, base_delay=0.5, max_delay=8),
+        sleep=recorder.append,
+        seed=1,
+    )
+
+
+def page(ids: list[str], cursor: str | None = None) -> dict:
+    body: dict = {"items": [{"id": i, "start_time": "2024-01-01T00:00:00Z"} for i in ids]}
+    if cursor:
+        body["next_cursor"] = cursor
+    return body
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://api.smith.langchain.com", "https://api.smith.langchain.com"),
+        ("https://api.smith.langchain.com/", "https://api.smith.langchain.com"),
+        ("https://eu.api.smith.langchain.com/api", "https://eu.api.smith.langchain.com"),
+        ("https://x.example/api/v1/", "https://x.example"),
+        ("http://127.0.0.1:8000/prefix/api/v1", "http://127.0.0.1:8000/prefix"),
+    ],
+)
+def test_endpoint_trailing_api_is_tolerated(given: str, expected: str) -> None:
+    assert normalise_endpoint(given) == expected
+
+
+@respx.mock
+def test_cursor_followed_to_the_end_with_filters_repeated() -> None:
+    route = respx.post(BASE + RUNS_QUERY_PATH).mock(
+        side_effect=[
+            httpx.Response(200, json=page(["a", "b"], "c1")),
+            httpx.Response(200, json=page(["c"], "c2")),
+            httpx.Response(200, json=page(["d"])),
+        ]
+    )
+    body = {
+        "project_ids": ["p1"],
+        "min_start_time": "2024-01-01T00:00:00.000000Z",
+        "max_start_time": "2024-01-01T23:59:59.999999Z",
+        "selects": ["ID", "START_TIME"],
+        "page_size": 2,
+    }
+    original = dict(body)
+    with make_client() as client:
+        pages = list(CursorPaginator(client, RUNS_QUERY_PATH, body).pages(decode_runs_page))
+        assert client.stats.pages == 3
+    assert [r.id for p in pages for r in p.items] == ["a", "b", "c", "d"]
+    sent = [json.loads(call.request.content) for call in route.calls]
+    assert [s.get("cursor") for s in sent] == [None, "c1", "c2"]
+    for s in sent:
+        # every request repeats the whole filter: min/max start time, selects, page size, projects
+        assert {k: s[k] for k in original} == original
+    assert body == original, "the caller's body must not be mutated"
+    headers = route.calls[0].request.headers
+    assert headers["X-API-Key"] == KEY
+    assert headers["X-Tenant-Id"] == "ws-1"
+
+
+@respx.mock
+def test_401_names_the_variable_and_never_the_key() -> None:
+    route = respx.get(BASE + "/api/v1/sessions").mock(
+        return_value=httpx.Response(401, json={"detail": f"Invalid token {KEY}"})
+    )
+    with make_client() as client, pytest.raises(LangSmithAuthError) as caught:
+        list_sessions(client)
+    message = str(caught.value)
+    assert "LANGSMITH_API_KEY" in message
+    assert KEY not in message and KEY not in repr(caught.value.args)
+    assert route.call_count == 1, "a 401 is not retried"
+
+
+@respx.mock
+def test_403_org_scoped_key_asks_for_workspace() -> None:
+    respx.get(BASE + "/api/v1/sessions").mock(
+        return_value=httpx.Response(403, json={"detail": "org_scoped_key_requires_workspace"})
+    )
+    with make_client() as client, pytest.raises(LangSmithAuthError, match="LANGSMITH_WORKSPACE_ID"):
+        list_sessions(client)
+
+
+@respx.mock
+def test_422_and_404_fail_fast_with_the_server_detail() -> None:
+    respx.post(BASE + RUNS_QUERY_PATH).mock(
+        return_value=httpx.Response(
+            422, json={"detail": [{"loc": ["body", "page_size"], "msg": "too big", "type": "x"}]}
+        )
+    )
+    respx.get(BASE + "/api/v1/sessions").mock(return_value=httpx.Response(404, json={"detail": "Not Found"}))
+    with make_client() as client:
+        with pytest.raises(LangSmithValidationError, match="body.page_size: too big"):
+            client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page)
+        with pytest.raises(LangSmithNotFoundError, match="404"):
+            list_sessions(client)
+        assert client.stats.retries == 0
+
+
+@respx.mock
+def test_429_honours_retry_after_then_succeeds() -> None:
+    route = respx.post(BASE + RUNS_QUERY_PATH).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "3"}, json={"detail": "slow down"}),
+            httpx.Response(503, json={"detail": "busy"}),
+            httpx.Response(200, json=page(["a"])),
+        ]
+    )
+    sleeps: list[float] = []
+    with make_client(sleeps) as client:
+        result = client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page)
+        assert client.stats.retries == 2
+    assert [r.id for r in result.items] == ["a"]
+    assert route.call_count == 3
+    assert sleeps[0] == 3.0
+    assert 0 <= sleeps[1] <= 1.0  # jittered backoff, attempt 1: uniform(0, 0.5 * 2)
+
+
+@respx.mock
+def test_malformed_body_is_retried_then_raised_not_an_empty_page() -> None:
+    respx.post(BASE + RUNS_QUERY_PATH).mock(return_value=httpx.Response(200, content=b'{"items": [{"id": "a"'))
+    with make_client(attempts=3) as client, pytest.raises(LangSmithResponseError, match="malformed or truncated"):
+        client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page, what="page 7")
+    assert client.stats.requests == 3
+
+
+@respx.mock
+def test_dropped_connections_retry_then_fail_with_a_transport_error() -> None:
+    route = respx.get(BASE + "/api/v1/sessions").mock(side_effect=httpx.RemoteProtocolError("dropped"))
+    with make_client(attempts=3) as client, pytest.raises(LangSmithTransportError, match="LANGSMITH_ENDPOINT"):
+        list_sessions(client)
+    assert route.call_count == 3
+
+
+@respx.mock
+def test_offset_pagination_stops_on_a_short_page() -> None:
+    full = [{"id": f"s{i}", "name": f"n{i}"} for i in range(100)]
+    route = respx.get(BASE + "/api/v1/sessions").mock(
+        side_effect=[httpx.Response(200, json=full), httpx.Response(200, json=[{"id": "last"}])]
+    )
+    with make_client() as client:
+        sessions = list_sessions(client)
+    assert [s.id for s in sessions] == [f"s{i}" for i in range(100)] + ["last"]
+    offsets = [call.request.url.params["offset"] for call in route.calls]
+    assert offsets == ["0", "100"]
+
+
+def test_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after("soon") is None

@@ -1,0 +1,96 @@
+"""Runs flattening on literal pages: types, exact money, promoted fields, declared schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+
+from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
+from pipelines.records import decode_runs_page
+
+NOW = datetime(2024, 2, 1, 12, 0, tzinfo=UTC)
+
+PAGE = b"""{"items": [
+ {"id": "r2", "project_id": "p1", "trace_id": "r1", "run_type": "LLM", "status": "SUCCESS",
+  "start_time": "2024-01-01T10:00:00.123456+02:00", "end_time": "2024-01-01T08:00:01Z",
+  "parent_run_ids": ["r1", "r1b"], "total_tokens": 30, "prompt_tokens": 20, "completion_tokens": 10,
+  "total_cost": 0.000123456789012, "prompt_cost": 1e-05, "completion_cost": "0.000113456789012",
+  "prompt_token_details": {"raw": {"cache_read": 7, "audio": 0, "brand_new": 3}},
+  "completion_token_details": {"raw": {"reasoning": 4}},
+  "prompt_cost_details": {"raw": {"cache_read": 0.000000123456789012}},
+  "completion_cost_details": {"raw": {"reasoning": 2.5E-7}},
+  "metadata": {"ls_model_name": "gpt-4o-mini", "ls_provider": "openai", "nested": {"a": [1, 2]}},
+  "inputs": {"q": "Gr\\u00fc\\u00dfe \\ud83d\\udc4b \\u0000 \\u2028", "big": 1.0000000000000000001},
+  "feedback_stats": {"correctness": {"n": 3, "avg": 0.5, "stdev": 0.1, "min": 0, "max": 1, "errors": 1,
+                     "sources": ["api", {"type": "app"}]},
+                     "label": {"n": 2, "values": {"good": 2}, "comments": ["ok"]}},
+  "tags": ["a", "b"]},
+ {"id": "r1", "project_id": "p1", "run_type": "chain", "status": "PENDING",
+  "start_time": "2024-01-01T07:59:59.999999Z", "end_time": null, "parent_run_ids": []},
+ {"id": "r0", "project_id": "p0", "start_time": "2024-01-01T09:00:00Z"}
+], "next_cursor": null}"""
+
+
+def test_runs_are_typed_exact_and_sorted() -> None:
+    decoded = decode_runs_page(PAGE)
+    table = flatten_runs(decoded.items, NOW)
+    assert table.schema.equals(RUNS, check_metadata=True)
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert table.column("id").to_pylist() == ["r0", "r1", "r2"]  # by session, then start time
+    llm = rows["r2"]
+    assert llm["start_time"] == datetime(2024, 1, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    assert llm["run_type"] == "llm" and llm["status"] == "success"
+    assert rows["r1"]["status"] == "pending" and rows["r1"]["end_time"] is None
+    assert llm["parent_run_id"] == "r1b" and rows["r1"]["parent_run_id"] is None
+    assert llm["total_cost"] == Decimal("0.000123456789")  # 12 decimal places, no float on the way
+    assert llm["prompt_cost"] == Decimal("0.000010000000")
+    assert llm["completion_cost"] == Decimal("0.000113456789")
+    assert llm["prompt_cache_read_tokens"] == 7 and llm["prompt_audio_tokens"] == 0
+    assert llm["prompt_cache_creation_tokens"] is None
+    assert llm["completion_reasoning_tokens"] == 4
+    assert llm["prompt_cache_read_cost"] == Decimal("0.000000123457")  # rounded at the 12th place
+    assert llm["completion_reasoning_cost"] == Decimal("0.000000250000")
+    assert '"brand_new":3' in llm["prompt_token_details"]  # unknown categories kept in the JSON
+    assert llm["ls_model_name"] == "gpt-4o-mini" and llm["ls_provider"] == "openai"
+    # inputs are byte-exact JSON text: escapes and a number beyond float precision untouched
+    assert llm["inputs"] == (
+        '{"q": "Gr\\u00fc\\u00dfe \\ud83d\\udc4b \\u0000 \\u2028", "big": 1.0000000000000000001}'
+    )
+    assert llm["tags"] == ["a", "b"]
+    assert rows["r0"]["inputs"] is None and rows["r0"]["total_cost"] is None
+    assert table.schema.field("start_time").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("total_cost").type == pa.decimal128(38, 12)
+
+
+def test_feedback_stats_long_rows() -> None:
+    decoded = decode_runs_page(PAGE)
+    table = flatten_run_feedback_stats(decoded.items, NOW)
+    assert table.schema.equals(RUN_FEEDBACK_STATS, check_metadata=True)
+    rows = {(r["run_id"], r["feedback_key"]): r for r in table.to_pylist()}
+    assert set(rows) == {("r2", "correctness"), ("r2", "label")}
+    correctness = rows[("r2", "correctness")]
+    assert (correctness["n"], correctness["avg"], correctness["errors"]) == (3, 0.5, 1)
+    assert correctness["sources"] == '["api", {"type": "app"}]'
+    label = rows[("r2", "label")]
+    assert label["avg"] is None and label["values"] == '{"good": 2}' and label["comments"] == '["ok"]'
+    assert label["session_id"] == "p1"
+
+
+def test_a_page_of_only_nulls_still_has_the_declared_schema() -> None:
+    decoded = decode_runs_page(b'{"items": [{"id": "x"}, {"id": "y", "total_cost": null}]}')
+    table = flatten_runs(decoded.items, NOW)
+    assert table.schema.equals(RUNS, check_metadata=True)
+    assert table.num_rows == 2
+    assert flatten_run_feedback_stats(decoded.items, NOW).schema.equals(RUN_FEEDBACK_STATS)
+
+
+def test_a_wrongly_typed_item_is_set_aside_not_fatal() -> None:
+    decoded = decode_runs_page(
+        b'{"items": [{"id": "ok", "total_tokens": 5}, {"id": "bad", "total_tokens": "many"}], "next_cursor": "c"}'
+    )
+    assert [r.id for r in decoded.items] == ["ok"]
+    assert len(decoded.rejected) == 1
+    assert b'"bad"' in decoded.rejected[0].raw and "total_tokens" in decoded.rejected[0].reason
+    assert decoded.next_cursor == "c"
