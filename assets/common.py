@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 from dagster import MetadataValue, TableColumn, TableSchema
@@ -13,11 +14,14 @@ from pipelines.sink import PartitionInfo
 
 def column_schema(schema: pa.Schema) -> TableSchema:
     return TableSchema(
-        columns=[TableColumn(name=name, type=type_, description=meaning) for name, type_, meaning, _ in describe(schema)]
+        columns=[
+            TableColumn(name=name, type=type_, description=meaning)
+            for name, type_, meaning, _ in describe(schema)
+        ]
     )
 
 
-def table_metadata(schema: pa.Schema, infos: Iterable[PartitionInfo]) -> dict[str, object]:
+def table_metadata(schema: pa.Schema, infos: Iterable[PartitionInfo]) -> dict[str, Any]:
     """Rows, bytes, files and paths of the partitions written for one table, with its schema."""
     infos = list(infos)
     return {

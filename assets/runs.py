@@ -35,9 +35,7 @@ RUNS_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=30)
     partitions_def=DAILY,
     backfill_policy=RUNS_BACKFILL,
 )
-def runs(
-    context: AssetExecutionContext, langsmith: LangSmithResource, export_root: ParquetSinkResource
-):
+def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_root: ParquetSinkResource):
     """Export the runs of each UTC day in the partition range to ``runs`` and ``run_feedback_stats``."""
     exported_at = datetime.now(UTC)
     started = time.monotonic()
@@ -45,7 +43,9 @@ def runs(
     results = []
     with langsmith.client() as client:
         sessions = [s for s in list_sessions(client) if langsmith.wants(s.id, s.name)]
-        context.log.info("exporting runs of %d sessions for %d day(s)", len(sessions), len(context.partition_keys))
+        context.log.info(
+            "exporting runs of %d sessions for %d day(s)", len(sessions), len(context.partition_keys)
+        )
         for key in context.partition_keys:
             result = export_runs_partition(
                 client,

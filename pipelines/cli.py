@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -32,7 +33,9 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"LangSmith simulator listening on {sim.url}")
         # The demo exports the simulator, never a real workspace: its key is the simulator's.
         os.environ["LANGSMITH_API_KEY"] = sim.api_key
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.local_temp(home)
+        instance = (
+            DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.local_temp(home)
+        )
         started = time.monotonic()
         result = materialize(
             ASSETS,
@@ -57,7 +60,9 @@ def _demo(args: argparse.Namespace) -> int:
         glob = root / table / "**" / "*.parquet"
         if not any((root / table).rglob("*.parquet")):
             continue
-        n = con.execute(f"select count(*) from read_parquet('{glob}', hive_partitioning = true)").fetchall()[0]
+        n = con.execute(f"select count(*) from read_parquet('{glob}', hive_partitioning = true)").fetchall()[
+            0
+        ]
         print(f"  {table:<24} {n[0] if n else 0:>8} rows")
     query = (
         "select session_id, start_date, count(*) as runs, sum(total_tokens) as tokens, "
@@ -75,8 +80,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pipelines.simulator import Faults, Simulator, World, WorldConfig
 
-    first = date.fromisoformat(args.first_day) if args.first_day else datetime.now(UTC).date() - timedelta(
-        days=args.days - 1
+    first = (
+        date.fromisoformat(args.first_day)
+        if args.first_day
+        else datetime.now(UTC).date() - timedelta(days=args.days - 1)
     )
     world = World(
         WorldConfig(
@@ -95,17 +102,19 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     sim = Simulator(world, host=args.host, port=args.port, faults=faults)
     print(f"LangSmith simulator on {sim.url} (API key: {sim.api_key}); Ctrl-C to stop", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipelines.dictionary import data_dictionary
+    from pipelines.dictionary import data_dictionary, update_readme
 
-    print(data_dictionary())
+    if args.readme:
+        update_readme(args.readme)
+        print(f"updated the data dictionary in {args.readme}")
+    else:
+        print(data_dictionary())
     return 0
 
 
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.set_defaults(func=_simulate)
 
     schema = sub.add_parser("schema", help="print the data dictionary (Markdown) of every table")
+    schema.add_argument("--readme", help="rewrite the data dictionary section of this README instead")
     schema.set_defaults(func=_schema)
 
     args = parser.parse_args(argv)

@@ -32,6 +32,8 @@ T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://api.smith.langchain.com"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Big pages of runs take a while to produce server-side: generous read timeout, short connect timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 def normalise_endpoint(endpoint: str) -> str:
@@ -131,7 +133,7 @@ class LangSmithClient:
         api_key: str | None,
         endpoint: str = DEFAULT_ENDPOINT,
         workspace_id: str | None = None,
-        timeout: httpx.Timeout | float = httpx.Timeout(60.0, connect=10.0),
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,

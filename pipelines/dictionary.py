@@ -23,12 +23,24 @@ class TableDoc:
 
 
 TABLES: tuple[TableDoc, ...] = (
-    TableDoc("runs", RUNS, "start_date", "one run (span), root or child, of any run type; "
-             "partitioned by the UTC date of its start_time"),
-    TableDoc("run_feedback_stats", RUN_FEEDBACK_STATS, "start_date",
-             "one (run_id, feedback_key) of the run's feedback_stats"),
-    TableDoc("_rejected", REJECTED, "start_date",
-             "one API item whose known fields had unexpected types, kept whole instead of dropped"),
+    TableDoc(
+        "runs",
+        RUNS,
+        "start_date",
+        "one run (span), root or child, of any run type; partitioned by the UTC date of its start_time",
+    ),
+    TableDoc(
+        "run_feedback_stats",
+        RUN_FEEDBACK_STATS,
+        "start_date",
+        "one (run_id, feedback_key) of the run's feedback_stats",
+    ),
+    TableDoc(
+        "_rejected",
+        REJECTED,
+        "start_date",
+        "one API item whose known fields had unexpected types, kept whole instead of dropped",
+    ),
 )
 
 
@@ -48,3 +60,16 @@ def table_markdown(doc: TableDoc) -> str:
 
 def data_dictionary() -> str:
     return "\n\n".join(table_markdown(doc) for doc in TABLES)
+
+
+START, END = "<!-- dictionary:start -->", "<!-- dictionary:end -->"
+
+
+def update_readme(path: str) -> None:
+    """Rewrite the README's data dictionary section between its two markers."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{START}\n{data_dictionary()}\n{END}{tail}")

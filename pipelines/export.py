@@ -35,7 +35,9 @@ REJECTED = pa.schema(
     [
         column("table", pa.string(), "Table the row was meant for", "(export)", nullable=False),
         column("reason", pa.string(), "Why the row could not be typed", "(export)", nullable=False),
-        column("raw", pa.string(), "The item exactly as the API sent it (JSON)", "(API item)", nullable=False),
+        column(
+            "raw", pa.string(), "The item exactly as the API sent it (JSON)", "(API item)", nullable=False
+        ),
         column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
     ]
 )
@@ -129,7 +131,9 @@ def export_runs_partition(
     try:
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="runs") as pool:
             futures = [
-                pool.submit(_export_stream, client, staged, day, s, b, window, batch, opts, exported_at, totals)
+                pool.submit(
+                    _export_stream, client, staged, day, s, b, window, batch, opts, exported_at, totals
+                )
                 for s, b, window, batch in streams
             ]
             for future in futures:
@@ -183,8 +187,9 @@ def _export_stream(
             totals.rejected.extend(page.rejected)
             totals.out_of_window += len(page.items) - len(kept)
         if len(kept) != len(page.items):
-            log.warning("%s: %d runs outside the requested window were skipped",
-                        label, len(page.items) - len(kept))
+            log.warning(
+                "%s: %d runs outside the requested window were skipped", label, len(page.items) - len(kept)
+            )
         buffer.extend(kept)
         if len(buffer) >= opts.flush_rows:
             _flush(staged, file_name, buffer, exported_at)
@@ -193,7 +198,9 @@ def _export_stream(
     _flush(staged, file_name, buffer, exported_at)
 
 
-def _flush(staged: dict[str, StagedPartition], file_name: str, items: list[RunV2], exported_at: datetime) -> None:
+def _flush(
+    staged: dict[str, StagedPartition], file_name: str, items: list[RunV2], exported_at: datetime
+) -> None:
     if not items:
         return
     staged["runs"].write(file_name, flatten_runs(items, exported_at))

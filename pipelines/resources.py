@@ -36,7 +36,8 @@ class LangSmithResource(ConfigurableResource):
         description="API root; default LANGSMITH_ENDPOINT, LANGCHAIN_ENDPOINT, then LangSmith Cloud",
     )
     workspace_id: str | None = Field(
-        default=None, description="Sent as X-Tenant-Id; default LANGSMITH_WORKSPACE_ID / LANGCHAIN_WORKSPACE_ID"
+        default=None,
+        description="Sent as X-Tenant-Id; default LANGSMITH_WORKSPACE_ID / LANGCHAIN_WORKSPACE_ID",
     )
     page_size: int = Field(default=1000, ge=1, le=1000, description="Runs per page of /api/v2/runs/query")
     slices: int = Field(default=4, ge=1, description="Time slices a day is cut into (fetched concurrently)")
@@ -49,7 +50,9 @@ class LangSmithResource(ConfigurableResource):
     include_projects: list[str] = Field(
         default_factory=list, description="Only these sessions (names or ids); empty = all"
     )
-    exclude_projects: list[str] = Field(default_factory=list, description="Skip these sessions (names or ids)")
+    exclude_projects: list[str] = Field(
+        default_factory=list, description="Skip these sessions (names or ids)"
+    )
 
     def resolved_endpoint(self) -> str:
         return self.endpoint or env_first("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT") or DEFAULT_ENDPOINT
@@ -80,9 +83,13 @@ class LangSmithResource(ConfigurableResource):
 class ParquetSinkResource(ConfigurableResource):
     """Where tables are written and how."""
 
-    root: str | None = Field(default=None, description="Export root; default LANGSMITH_EXPORT_ROOT, then ./langsmith-data")
+    root: str | None = Field(
+        default=None, description="Export root; default LANGSMITH_EXPORT_ROOT, then ./langsmith-data"
+    )
     compression: str = Field(default="zstd", description="Parquet codec")
-    compression_level: int = Field(default=3, description="zstd level (1 is ~2x faster to write, ~20% larger)")
+    compression_level: int = Field(
+        default=3, description="zstd level (1 is ~2x faster to write, ~20% larger)"
+    )
     row_group_rows: int = Field(default=50_000, ge=1, description="Rows per Parquet row group at most")
 
     def resolved_root(self) -> str:

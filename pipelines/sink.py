@@ -10,6 +10,7 @@ version back. Readers never see a half-written file: files appear only by direct
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -165,7 +166,5 @@ class ParquetSink:
 
     def close(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):  # other writers' staging may still be there
             (self.root / STAGING).rmdir()
-        except OSError:
-            pass

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-
 import polars as pl
 import pyarrow as pa
 
@@ -95,9 +94,7 @@ def timestamps(values: Iterable[datetime | None]) -> pa.Array:
     return pa.array(list(values), TIMESTAMP)
 
 
-def detail_category(
-    details: Sequence[dict[str, dict[str, msgspec.Raw]] | None], category: str
-) -> pa.Array:
+def detail_category(details: Sequence[dict[str, dict[str, msgspec.Raw]] | None], category: str) -> pa.Array:
     """One category of ``{"raw": {category: number}}`` as the raw number text (null when absent)."""
     return raw_json(None if d is None else d.get("raw", {}).get(category) for d in details)
 
@@ -152,21 +149,42 @@ def feedback_stats_long(
 def feedback_stats_columns(owner: str, *, level_source: str) -> list[pa.Field]:
     """The declared columns shared by every feedback-stats table (after the owner key)."""
     return [
-        column("feedback_key", pa.string(), "Feedback key (evaluator or annotation name)", "key of "
-               f"{level_source}", nullable=False),
+        column(
+            "feedback_key",
+            pa.string(),
+            "Feedback key (evaluator or annotation name)",
+            f"key of {level_source}",
+            nullable=False,
+        ),
         column("n", pa.int64(), "Number of feedback rows", f"{level_source}.<key>.n"),
         column("avg", pa.float64(), "Mean score", f"{level_source}.<key>.avg"),
         column("stdev", pa.float64(), "Standard deviation of scores", f"{level_source}.<key>.stdev"),
         column("min", pa.float64(), "Minimum score", f"{level_source}.<key>.min"),
         column("max", pa.float64(), "Maximum score", f"{level_source}.<key>.max"),
         column("errors", pa.int64(), "Evaluator errors", f"{level_source}.<key>.errors"),
-        column("contains_thread_feedback", pa.bool_(), "Whether thread-level feedback is included",
-               f"{level_source}.<key>.contains_thread_feedback"),
-        column("values", pa.string(), "JSON object label → count (categorical feedback)",
-               f"{level_source}.<key>.values"),
+        column(
+            "contains_thread_feedback",
+            pa.bool_(),
+            "Whether thread-level feedback is included",
+            f"{level_source}.<key>.contains_thread_feedback",
+        ),
+        column(
+            "values",
+            pa.string(),
+            "JSON object label → count (categorical feedback)",
+            f"{level_source}.<key>.values",
+        ),
         column("comments", pa.string(), "JSON array: a sample of comments", f"{level_source}.<key>.comments"),
-        column("sources", pa.string(), "JSON array of sources (strings or objects)",
-               f"{level_source}.<key>.sources"),
-        column("stats", pa.string(), "The whole entry as JSON text, unknown members included",
-               f"{level_source}.<key>"),
+        column(
+            "sources",
+            pa.string(),
+            "JSON array of sources (strings or objects)",
+            f"{level_source}.<key>.sources",
+        ),
+        column(
+            "stats",
+            pa.string(),
+            "The whole entry as JSON text, unknown members included",
+            f"{level_source}.<key>",
+        ),
     ]

@@ -27,12 +27,53 @@ from pipelines.simulator.world import Run, World, WorldConfig, to_us
 log = logging.getLogger(__name__)
 
 V2_SELECTS = frozenset(
-    """ID NAME RUN_TYPE STATUS START_TIME END_TIME LATENCY_SECONDS FIRST_TOKEN_TIME ERROR ERROR_PREVIEW
-    EXTRA METADATA EVENTS INPUTS INPUTS_PREVIEW OUTPUTS OUTPUTS_PREVIEW MANIFEST PARENT_RUN_IDS PROJECT_ID
-    TRACE_ID THREAD_ID DOTTED_ORDER IS_ROOT REFERENCE_EXAMPLE_ID REFERENCE_DATASET_ID TOTAL_TOKENS
-    PROMPT_TOKENS COMPLETION_TOKENS TOTAL_COST PROMPT_COST COMPLETION_COST PROMPT_TOKEN_DETAILS
-    COMPLETION_TOKEN_DETAILS PROMPT_COST_DETAILS COMPLETION_COST_DETAILS PRICE_MODEL_ID TAGS APP_PATH
-    ATTACHMENTS THREAD_EVALUATION_TIME IS_IN_DATASET SHARE_URL FEEDBACK_STATS LAST_QUEUED_AT""".split()
+    (
+        "ID",
+        "NAME",
+        "RUN_TYPE",
+        "STATUS",
+        "START_TIME",
+        "END_TIME",
+        "LATENCY_SECONDS",
+        "FIRST_TOKEN_TIME",
+        "ERROR",
+        "ERROR_PREVIEW",
+        "EXTRA",
+        "METADATA",
+        "EVENTS",
+        "INPUTS",
+        "INPUTS_PREVIEW",
+        "OUTPUTS",
+        "OUTPUTS_PREVIEW",
+        "MANIFEST",
+        "PARENT_RUN_IDS",
+        "PROJECT_ID",
+        "TRACE_ID",
+        "THREAD_ID",
+        "DOTTED_ORDER",
+        "IS_ROOT",
+        "REFERENCE_EXAMPLE_ID",
+        "REFERENCE_DATASET_ID",
+        "TOTAL_TOKENS",
+        "PROMPT_TOKENS",
+        "COMPLETION_TOKENS",
+        "TOTAL_COST",
+        "PROMPT_COST",
+        "COMPLETION_COST",
+        "PROMPT_TOKEN_DETAILS",
+        "COMPLETION_TOKEN_DETAILS",
+        "PROMPT_COST_DETAILS",
+        "COMPLETION_COST_DETAILS",
+        "PRICE_MODEL_ID",
+        "TAGS",
+        "APP_PATH",
+        "ATTACHMENTS",
+        "THREAD_EVALUATION_TIME",
+        "IS_IN_DATASET",
+        "SHARE_URL",
+        "FEEDBACK_STATS",
+        "LAST_QUEUED_AT",
+    )
 )
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
@@ -108,7 +149,7 @@ class Simulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def api_key(self) -> str:
@@ -167,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator: " + format, *args)
 
     # --- plumbing ---------------------------------------------------------------------------------
@@ -224,13 +265,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- verbs ------------------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._truncate_next = False
         self.sim.requests.append(("GET", self.path))
         path, query = self._route()
         if path == "/info":
-            self._send(200, {"version": "0.16.40", "license_expiration_time": None,
-                             "batch_ingest_config": {}, "instance_flags": {}})
+            self._send(
+                200,
+                {
+                    "version": "0.16.40",
+                    "license_expiration_time": None,
+                    "batch_ingest_config": {},
+                    "instance_flags": {},
+                },
+            )
             return
         if not self._authorised() or self._faulted():
             return
@@ -239,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(404, {"detail": "Not Found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._truncate_next = False
         self.sim.requests.append(("POST", self.path))
         path, _ = self._route()
@@ -267,8 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
         offset = int(query.get("offset", ["0"])[0])
         limit = int(query.get("limit", ["100"])[0])
         if not 1 <= limit <= 100:
-            self._send(422, _validation_error(["query", "limit"], "Input should be less than or equal to 100",
-                                              "less_than_equal"))
+            self._send(
+                422,
+                _validation_error(
+                    ["query", "limit"], "Input should be less than or equal to 100", "less_than_equal"
+                ),
+            )
             return
         include_stats = query.get("include_stats", ["false"])[0].lower() == "true"
         world = self.sim.world
@@ -288,24 +340,35 @@ class _Handler(BaseHTTPRequestHandler):
     def _runs_query(self, body: dict[str, Any]) -> None:
         page_size = body.get("page_size", 100)
         if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            self._send(422, _validation_error(["body", "page_size"],
-                                              "Input should be less than or equal to 1000", "less_than_equal"))
+            self._send(
+                422,
+                _validation_error(
+                    ["body", "page_size"], "Input should be less than or equal to 1000", "less_than_equal"
+                ),
+            )
             return
         project_ids = body.get("project_ids")
         dataset_id = body.get("reference_dataset_id")
         if bool(project_ids) == bool(dataset_id):
-            self._send(422, _validation_error(
-                ["body"], "Value error, exactly one of project_ids or reference_dataset_id must be set"))
+            self._send(
+                422,
+                _validation_error(
+                    ["body"], "Value error, exactly one of project_ids or reference_dataset_id must be set"
+                ),
+            )
             return
         selects = body.get("selects") or ["ID"]
         unknown = [s for s in selects if s not in V2_SELECTS]
         if unknown:
-            self._send(422, _validation_error(["body", "selects"], f"Input should be a valid select: {unknown}",
-                                              "enum"))
+            self._send(
+                422,
+                _validation_error(["body", "selects"], f"Input should be a valid select: {unknown}", "enum"),
+            )
             return
         world = self.sim.world
         if dataset_id:
             project_ids = [p.id for p in world.projects if p.reference_dataset_id == dataset_id]
+        assert isinstance(project_ids, list)
         now = datetime.now(UTC)
         try:
             min_us = _parse_time(body.get("min_start_time"), now - timedelta(days=1))

@@ -202,7 +202,13 @@ class World:
     def _lean_trace(self, rng: random.Random, project: Project, start: int) -> Iterator[Run]:
         run_id = self._uuid(rng)
         yield self._llm(
-            rng, project, run_id, run_id, [], f"{rfc3339_compact(start)}Z{run_id}", start,
+            rng,
+            project,
+            run_id,
+            run_id,
+            [],
+            f"{rfc3339_compact(start)}Z{run_id}",
+            start,
             {"messages": [{"role": "user", "content": "x" * self.config.payload_chars}]},
         )
 
@@ -226,47 +232,88 @@ class World:
         retriever_id = self._uuid(rng)
         children.append(
             Run(
-                id=retriever_id, trace_id=root_id, session_id=project.id, name="vector-search",
-                run_type="retriever", status="success", start_us=cursor,
-                end_us=cursor + rng.randrange(10_000, 400_000), parent_run_ids=[root_id],
+                id=retriever_id,
+                trace_id=root_id,
+                session_id=project.id,
+                name="vector-search",
+                run_type="retriever",
+                status="success",
+                start_us=cursor,
+                end_us=cursor + rng.randrange(10_000, 400_000),
+                parent_run_ids=[root_id],
                 dotted_order=f"{root_order}.{rfc3339_compact(cursor)}Z{retriever_id}",
-                inputs={"query": question}, outputs={"documents": [{"page_content": "doc", "score": 0.87}]},
-                metadata={}, tags=["retrieval"],
+                inputs={"query": question},
+                outputs={"documents": [{"page_content": "doc", "score": 0.87}]},
+                metadata={},
+                tags=["retrieval"],
             )
         )
         cursor = children[-1].end_us or cursor
         llm_id = self._uuid(rng)
         children.append(
-            self._llm(rng, project, llm_id, root_id, [root_id], f"{root_order}.{rfc3339_compact(cursor)}Z{llm_id}",
-                      cursor, {"messages": [{"role": "user", "content": question}]})
+            self._llm(
+                rng,
+                project,
+                llm_id,
+                root_id,
+                [root_id],
+                f"{root_order}.{rfc3339_compact(cursor)}Z{llm_id}",
+                cursor,
+                {"messages": [{"role": "user", "content": question}]},
+            )
         )
         cursor = children[-1].end_us or cursor
         tool_id = self._uuid(rng)
         tool_order = f"{root_order}.{rfc3339_compact(cursor)}Z{tool_id}"
         tool = Run(
-            id=tool_id, trace_id=root_id, session_id=project.id, name="calculator", run_type="tool",
-            status="error" if errored else "success", start_us=cursor,
-            end_us=cursor + rng.randrange(1_000, 90_000), parent_run_ids=[root_id], dotted_order=tool_order,
-            inputs={"expression": "6*7"}, outputs=None if errored else {"result": 42},
-            metadata={}, tags=["tool"],
-            error="ZeroDivisionError: division by zero\n  File \"calc.py\", line 3" if errored else None,
+            id=tool_id,
+            trace_id=root_id,
+            session_id=project.id,
+            name="calculator",
+            run_type="tool",
+            status="error" if errored else "success",
+            start_us=cursor,
+            end_us=cursor + rng.randrange(1_000, 90_000),
+            parent_run_ids=[root_id],
+            dotted_order=tool_order,
+            inputs={"expression": "6*7"},
+            outputs=None if errored else {"result": 42},
+            metadata={},
+            tags=["tool"],
+            error='ZeroDivisionError: division by zero\n  File "calc.py", line 3' if errored else None,
         )
         children.append(tool)
         nested_start = tool.start_us + 500
         nested_id = self._uuid(rng)
         children.append(
-            self._llm(rng, project, nested_id, root_id, [root_id, tool_id],
-                      f"{tool_order}.{rfc3339_compact(nested_start)}Z{nested_id}", nested_start,
-                      {"messages": [{"role": "system", "content": "You compute."}]})
+            self._llm(
+                rng,
+                project,
+                nested_id,
+                root_id,
+                [root_id, tool_id],
+                f"{tool_order}.{rfc3339_compact(nested_start)}Z{nested_id}",
+                nested_start,
+                {"messages": [{"role": "system", "content": "You compute."}]},
+            )
         )
         end = max(r.end_us or r.start_us for r in children) + rng.randrange(100, 5_000)
         root = Run(
-            id=root_id, trace_id=root_id, session_id=project.id, name="agent", run_type="chain",
-            status="pending" if pending else ("error" if errored else "success"), start_us=start,
-            end_us=None if pending else end, parent_run_ids=[], dotted_order=root_order,
-            inputs=inputs, outputs=None if (pending or errored) else {"answer": f"Answer {index} ✓"},
+            id=root_id,
+            trace_id=root_id,
+            session_id=project.id,
+            name="agent",
+            run_type="chain",
+            status="pending" if pending else ("error" if errored else "success"),
+            start_us=start,
+            end_us=None if pending else end,
+            parent_run_ids=[],
+            dotted_order=root_order,
+            inputs=inputs,
+            outputs=None if (pending or errored) else {"answer": f"Answer {index} ✓"},
             metadata={"thread_id": thread_id} if thread_id else {"env": "prod"},
-            tags=["production", "v2"] if index % 2 else [], thread_id=thread_id,
+            tags=["production", "v2"] if index % 2 else [],
+            thread_id=thread_id,
             error="ToolException: calculator failed" if errored else None,
             feedback_stats=self._feedback_stats(rng, index),
         )
@@ -283,8 +330,15 @@ class World:
         yield from children
 
     def _llm(
-        self, rng: random.Random, project: Project, run_id: str, trace_id: str, parents: list[str],
-        order: str, start: int, inputs: dict[str, Any],
+        self,
+        rng: random.Random,
+        project: Project,
+        run_id: str,
+        trace_id: str,
+        parents: list[str],
+        order: str,
+        start: int,
+        inputs: dict[str, Any],
     ) -> Run:
         model, provider, p_price, c_price, cache_price = MODELS[rng.randrange(len(MODELS))]
         prompt = rng.randrange(20, 4000)
@@ -294,13 +348,25 @@ class World:
         first_token = start + rng.randrange(50_000, 900_000)
         prompt_cost = (prompt - cache_read) * p_price + cache_read * cache_price
         return Run(
-            id=run_id, trace_id=trace_id, session_id=project.id, name=f"Chat{provider.capitalize()}",
-            run_type="llm", status="success", start_us=start, end_us=first_token + rng.randrange(10_000, 3_000_000),
-            first_token_us=first_token, parent_run_ids=parents, dotted_order=order, inputs=inputs,
+            id=run_id,
+            trace_id=trace_id,
+            session_id=project.id,
+            name=f"Chat{provider.capitalize()}",
+            run_type="llm",
+            status="success",
+            start_us=start,
+            end_us=first_token + rng.randrange(10_000, 3_000_000),
+            first_token_us=first_token,
+            parent_run_ids=parents,
+            dotted_order=order,
+            inputs=inputs,
             outputs={"generations": [{"text": "Here is the answer: 42", "type": "ChatGeneration"}]},
             metadata={"ls_model_name": model, "ls_provider": provider, "ls_temperature": 0.2},
-            tags=["llm"], prompt_tokens=prompt, completion_tokens=completion,
-            prompt_cost=prompt_cost, completion_cost=completion * c_price,
+            tags=["llm"],
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            prompt_cost=prompt_cost,
+            completion_cost=completion * c_price,
             prompt_token_details={"cache_read": cache_read, "cache_creation": 0, "audio": 0},
             completion_token_details={"reasoning": reasoning, "audio": 0},
             prompt_cost_details={"cache_read": cache_read * cache_price},
@@ -313,15 +379,39 @@ class World:
         if shape == 0:
             return None
         if shape == 1:  # numeric scores, every member present
-            return {"correctness": {"n": 3, "avg": 0.6667, "stdev": 0.4714, "min": 0.0, "max": 1.0,
-                                    "errors": 0, "values": {}, "comments": [], "sources": ["api"]}}
+            return {
+                "correctness": {
+                    "n": 3,
+                    "avg": 0.6667,
+                    "stdev": 0.4714,
+                    "min": 0.0,
+                    "max": 1.0,
+                    "errors": 0,
+                    "values": {},
+                    "comments": [],
+                    "sources": ["api"],
+                }
+            }
         if shape == 2:  # categorical: values with counts, avg null
-            return {"sentiment": {"n": 2, "avg": None, "stdev": None, "values": {"positive": 1, "negative": 1},
-                                  "sources": [{"type": "app", "user_id": self._uuid(rng), "user_name": "Ana"}]}}
+            return {
+                "sentiment": {
+                    "n": 2,
+                    "avg": None,
+                    "stdev": None,
+                    "values": {"positive": 1, "negative": 1},
+                    "sources": [{"type": "app", "user_id": self._uuid(rng), "user_name": "Ana"}],
+                }
+            }
         if shape == 3:  # comments and mixed sources, some members missing
-            return {"helpfulness": {"n": 1, "avg": 1, "comments": ["Great answer — 👍"],
-                                    "sources": ["model", {"type": "api"}]},
-                    "note": {"n": 1}}
+            return {
+                "helpfulness": {
+                    "n": 1,
+                    "avg": 1,
+                    "comments": ["Great answer — 👍"],
+                    "sources": ["model", {"type": "api"}],
+                },
+                "note": {"n": 1},
+            }
         return {"thread_quality": {"n": 1, "avg": 0.5, "contains_thread_feedback": True, "errors": 1}}
 
     # --- queries ---------------------------------------------------------------------------------
@@ -367,7 +457,9 @@ class World:
                 if after is not None and descending:
                     hi = min(hi, bisect.bisect_left(runs, after, key=lambda r: r.sort_key))
                 if lo < hi:
-                    streams.append(runs[lo:hi] if not descending else runs[hi - 1 : lo - 1 if lo else None : -1])
+                    streams.append(
+                        runs[lo:hi] if not descending else runs[hi - 1 : lo - 1 if lo else None : -1]
+                    )
         merged = heapq.merge(*streams, key=lambda r: r.sort_key, reverse=descending)
         return list(itertools.islice(merged, limit))
 

@@ -120,7 +120,7 @@ def test_422_and_404_fail_fast_with_the_server_detail() -> None:
     )
     respx.get(BASE + "/api/v1/sessions").mock(return_value=httpx.Response(404, json={"detail": "Not Found"}))
     with make_client() as client:
-        with pytest.raises(LangSmithValidationError, match="body.page_size: too big"):
+        with pytest.raises(LangSmithValidationError, match=r"body\.page_size: too big"):
             client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page)
         with pytest.raises(LangSmithNotFoundError, match="404"):
             list_sessions(client)
@@ -148,8 +148,13 @@ def test_429_honours_retry_after_then_succeeds() -> None:
 
 @respx.mock
 def test_malformed_body_is_retried_then_raised_not_an_empty_page() -> None:
-    respx.post(BASE + RUNS_QUERY_PATH).mock(return_value=httpx.Response(200, content=b'{"items": [{"id": "a"'))
-    with make_client(attempts=3) as client, pytest.raises(LangSmithResponseError, match="malformed or truncated"):
+    respx.post(BASE + RUNS_QUERY_PATH).mock(
+        return_value=httpx.Response(200, content=b'{"items": [{"id": "a"')
+    )
+    with (
+        make_client(attempts=3) as client,
+        pytest.raises(LangSmithResponseError, match="malformed or truncated"),
+    ):
         client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page, what="page 7")
     assert client.stats.requests == 3
 
@@ -157,7 +162,10 @@ def test_malformed_body_is_retried_then_raised_not_an_empty_page() -> None:
 @respx.mock
 def test_dropped_connections_retry_then_fail_with_a_transport_error() -> None:
     route = respx.get(BASE + "/api/v1/sessions").mock(side_effect=httpx.RemoteProtocolError("dropped"))
-    with make_client(attempts=3) as client, pytest.raises(LangSmithTransportError, match="LANGSMITH_ENDPOINT"):
+    with (
+        make_client(attempts=3) as client,
+        pytest.raises(LangSmithTransportError, match="LANGSMITH_ENDPOINT"),
+    ):
         list_sessions(client)
     assert route.call_count == 3
 

@@ -88,7 +88,8 @@ def test_a_page_of_only_nulls_still_has_the_declared_schema() -> None:
 
 def test_a_wrongly_typed_item_is_set_aside_not_fatal() -> None:
     decoded = decode_runs_page(
-        b'{"items": [{"id": "ok", "total_tokens": 5}, {"id": "bad", "total_tokens": "many"}], "next_cursor": "c"}'
+        b'{"items": [{"id": "ok", "total_tokens": 5}, {"id": "bad", "total_tokens": "many"}],'
+        b' "next_cursor": "c"}'
     )
     assert [r.id for r in decoded.items] == ["ok"]
     assert len(decoded.rejected) == 1
