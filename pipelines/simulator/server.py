@@ -4,6 +4,8 @@ Routes (v1 routes also answer without the ``/api/v1`` prefix, as LangSmith Cloud
     GET  /info                                   version >= 0.16, so the SDK enables v2 queries
     GET  /api/v1/sessions                        offset/limit (1..100), include_stats
     POST /api/v2/runs/query                      cursor pagination, selects, 422s as FastAPI sends them
+    POST /api/v1/datasets/{id}/runs              examples with their runs in the given sessions
+    POST /api/v1/datasets/{id}/group/runs        the same, grouped by run or example metadata
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from pipelines.simulator.render import run_v2, session_v1
-from pipelines.simulator.world import Run, World, WorldConfig, to_us
+from pipelines.simulator.render import example_v1, run_group_stats, run_v2, session_v1
+from pipelines.simulator.world import Dataset, Run, World, WorldConfig, to_us
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +303,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v2/runs/query":
             self._runs_query(body or {})
             return
+        parts = path.strip("/").split("/")
+        if len(parts) >= 3 and parts[0] == "datasets" and parts[2:] in (["runs"], ["group", "runs"]):
+            dataset = next((d for d in self.sim.world.datasets if d.id == parts[1]), None)
+            if dataset is None:
+                self._send(404, {"detail": f"Dataset {parts[1]} not found"})
+            elif parts[2] == "runs":
+                self._examples_with_runs(dataset, body or {})
+            else:
+                self._grouped_examples_with_runs(dataset, body or {})
+            return
         self._send(404, {"detail": "Not Found"})
 
     def _reply(self, body: Any) -> None:
@@ -389,6 +401,116 @@ class _Handler(BaseHTTPRequestHandler):
         if has_more:
             tail = b',"next_cursor":' + _encoder.encode(_encode_cursor(runs[-1]))
         self._reply(b'{"items":[' + items + b"]" + tail + b"}")
+
+    def _session_ids(self, body: dict[str, Any]) -> list[str] | None:
+        session_ids = body.get("session_ids")
+        if not isinstance(session_ids, list) or not session_ids:
+            self._send(
+                422,
+                _validation_error(
+                    ["body", "session_ids"],
+                    "List should have at least 1 item after validation, not 0",
+                    "too_short",
+                ),
+            )
+            return None
+        return [str(s) for s in session_ids]
+
+    def _examples_with_runs(self, dataset: Dataset, body: dict[str, Any]) -> None:
+        session_ids = self._session_ids(body)
+        if session_ids is None:
+            return
+        offset = int(body.get("offset") or 0)
+        limit = body.get("limit")
+        if offset < 0 or (limit is not None and int(limit) < 1):
+            self._send(
+                422, _validation_error(["body", "limit"], "Input should be greater than or equal to 1")
+            )
+            return
+        world = self.sim.world
+        by_example: dict[str, list[Run]] = {}
+        for run in world.experiment_runs(session_ids):
+            if run.reference_example_id:
+                by_example.setdefault(run.reference_example_id, []).append(run)
+        examples = sorted(dataset.examples, key=lambda e: (e.created_us, e.id))
+        page = examples[offset:] if limit is None else examples[offset : offset + int(limit)]
+        self._reply(
+            [example_v1(world, e, sorted(by_example.get(e.id, []), key=lambda r: r.sort_key)) for e in page]
+        )
+
+    def _grouped_examples_with_runs(self, dataset: Dataset, body: dict[str, Any]) -> None:
+        session_ids = self._session_ids(body)
+        if session_ids is None:
+            return
+        group_by = body.get("group_by")
+        key = body.get("metadata_key")
+        per_group = body.get("per_group_limit", 5)
+        limit = body.get("limit", 10)
+        offset = body.get("offset", 0)
+        if group_by not in ("run_metadata", "example_metadata"):
+            self._send(
+                422,
+                _validation_error(
+                    ["body", "group_by"], "Input should be 'run_metadata' or 'example_metadata'", "enum"
+                ),
+            )
+            return
+        if not isinstance(key, str) or not key:
+            self._send(422, _validation_error(["body", "metadata_key"], "Field required", "missing"))
+            return
+        if not isinstance(per_group, int) or not 1 <= per_group <= 10:
+            self._send(
+                422,
+                _validation_error(
+                    ["body", "per_group_limit"], "Input should be less than or equal to 10", "less_than_equal"
+                ),
+            )
+            return
+        if not isinstance(limit, int) or limit < 1 or not isinstance(offset, int) or offset < 0:
+            self._send(
+                422, _validation_error(["body", "limit"], "Input should be greater than or equal to 1")
+            )
+            return
+        world = self.sim.world
+        examples = {e.id: e for e in dataset.examples}
+        groups: dict[str, list[Run]] = {}
+        for run in world.experiment_runs(session_ids):
+            if run.reference_example_id not in examples:
+                continue
+            meta = run.metadata if group_by == "run_metadata" else examples[run.reference_example_id].metadata
+            if key in meta:
+                groups.setdefault(str(meta[key]), []).append(run)
+        sessions = {p.id: p for p in world.projects}
+        out = []
+        for group_key in sorted(groups)[offset : offset + limit]:
+            runs = groups[group_key]
+            by_session: dict[str, list[Run]] = {}
+            for run in runs:
+                by_session.setdefault(run.session_id, []).append(run)
+            example_ids = sorted({r.reference_example_id for r in runs if r.reference_example_id})
+            out.append(
+                {
+                    "filter": f"and(eq(metadata_key, '{key}'), eq(metadata_value, '{group_key}'))",
+                    "group_key": group_key,
+                    "example_count": len(example_ids),
+                    **run_group_stats(runs),
+                    "sessions": [
+                        {
+                            **session_v1(world, sessions[sid], include_stats=False),
+                            **run_group_stats(session_runs),
+                            "filter": f"eq(session_id, '{sid}')",
+                            "example_count": len({r.reference_example_id for r in session_runs}),
+                            "run_count": len(session_runs),
+                        }
+                        for sid, session_runs in sorted(by_session.items())
+                    ],
+                    "examples": [
+                        example_v1(world, examples[eid], [r for r in runs if r.reference_example_id == eid])
+                        for eid in example_ids[:per_group]
+                    ],
+                }
+            )
+        self._reply({"groups": out})
 
 
 _FULL_CACHE_ATTR = "_v2_cache"

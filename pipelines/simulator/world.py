@@ -112,6 +112,41 @@ class Project:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Example:
+    id: str
+    dataset_id: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    metadata: dict[str, Any]
+    created_us: int
+
+
+@dataclass
+class Dataset:
+    id: str
+    name: str
+    examples: list[Example]
+
+
+@dataclass
+class Feedback:
+    """A full feedback row (``FeedbackSchema``): score and value of any JSON type the API allows."""
+
+    id: str
+    run_id: str
+    session_id: str
+    trace_id: str
+    key: str
+    score: float | bool | None
+    value: Any
+    comment: str | None
+    correction: dict[str, Any] | str | None
+    source: dict[str, Any] | None
+    created_us: int
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """The size and shape of a simulated workspace."""
@@ -123,8 +158,9 @@ class WorldConfig:
     traces_per_project_day: int = 5
     # Extra characters of padding in each run's inputs (benchmarks use it to reach realistic sizes).
     payload_chars: int = 0
-    # A lean world (benchmarks): flat traces of one LLM run, no special cases.
+    # A lean world (benchmarks): flat traces of one LLM run, no special cases, no experiments.
     lean: bool = False
+    datasets: int = 2
     api_key: str = "lsv2_sim_0123456789abcdef"
     tenant_id: str = "00000000-0000-4000-8000-00000000beef"
 
@@ -137,7 +173,7 @@ class World:
         rng = random.Random(self.config.seed)
         first_us = to_us(datetime.combine(self.config.first_day, datetime.min.time(), tzinfo=UTC))
         self.first_us = first_us
-        self.projects: list[Project] = [
+        self.tracing_projects: list[Project] = [
             Project(
                 id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 name=name,
@@ -151,6 +187,13 @@ class World:
                 + [f"project-{i}" for i in range(5, self.config.projects)]
             )
         ]
+        self.datasets: list[Dataset] = []
+        self.experiments: list[Project] = []
+        self.feedback: dict[str, list[Feedback]] = {}  # by run id
+        self._experiment_runs: dict[int, list[Run]] = {}  # by day index
+        if not self.config.lean:
+            self._generate_experiments(rng)
+        self.projects: list[Project] = self.tracing_projects + self.experiments
         self._days: dict[int, dict[str, list[Run]]] = {}
         self._lock = threading.Lock()
 
@@ -171,6 +214,8 @@ class World:
                 if 0 <= index < self.config.days:
                     for run in self._generate_day(index):
                         per_project[run.session_id].append(run)
+                for run in self._experiment_runs.get(index, []):
+                    per_project[run.session_id].append(run)
                 for runs in per_project.values():
                     runs.sort(key=lambda r: r.sort_key)
                 self._days[index] = per_project
@@ -180,7 +225,7 @@ class World:
         day_start = self.first_us + index * DAY_US
         # Runs of a trace that starts just before midnight land on the next day; the generator of
         # day N yields them, and ``runs_between`` puts them where their start time says.
-        for p_index, project in enumerate(self.projects):
+        for p_index, project in enumerate(self.tracing_projects):
             rng = random.Random(f"{self.config.seed}/{index}/{p_index}")
             n = self.config.traces_per_project_day
             for t in range(n):
@@ -224,7 +269,7 @@ class World:
             inputs["document"] = "".join(rng.choice("abcdefghij ") for _ in range(50_000))
         if self.config.payload_chars:
             inputs["padding"] = "x" * self.config.payload_chars
-        pending = index == self.config.traces_per_project_day - 2 and project is self.projects[0]
+        pending = index == self.config.traces_per_project_day - 2 and project is self.tracing_projects[0]
         errored = special == 1
         cursor = start + rng.randrange(1, 50_000)
         children: list[Run] = []
@@ -339,8 +384,10 @@ class World:
         order: str,
         start: int,
         inputs: dict[str, Any],
+        model_index: int | None = None,
     ) -> Run:
-        model, provider, p_price, c_price, cache_price = MODELS[rng.randrange(len(MODELS))]
+        pick = rng.randrange(len(MODELS))
+        model, provider, p_price, c_price, cache_price = MODELS[pick if model_index is None else model_index]
         prompt = rng.randrange(20, 4000)
         cache_read = rng.randrange(0, prompt // 2 + 1)
         completion = rng.randrange(5, 1200)
@@ -414,6 +461,138 @@ class World:
             }
         return {"thread_quality": {"n": 1, "avg": 0.5, "contains_thread_feedback": True, "errors": 1}}
 
+    def _generate_experiments(self, rng: random.Random) -> None:
+        """Datasets of examples, and experiments (sessions with a reference dataset) run on them.
+
+        Every experiment leaves one example out, so some examples have no run in it; each run carries
+        feedback of every shape the API allows (numeric, boolean and null scores; numeric, boolean,
+        string and object values; string and object corrections; api/app/model sources, with and
+        without a user).
+        """
+        plans = [  # (dataset index, day index, hour, model)
+            (0, 0, 9, 0),
+            (0, 1, 10, 1),
+            (0, 1, 15, 2),
+            (1, 0, 11, 0),
+            (1, 2, 13, 1),
+        ]
+        sizes = (8, 5, 6, 4)
+        for d in range(self.config.datasets):
+            dataset_id = self._uuid(rng)
+            examples = [
+                Example(
+                    id=self._uuid(rng),
+                    dataset_id=dataset_id,
+                    name=f"#{k + 1}",
+                    inputs={"question": f"What is {k} + {k}?" if k != 1 else UNICODE_TEXT},
+                    outputs={"answer": str(2 * k)},
+                    metadata={"difficulty": "hard" if k % 3 == 0 else "easy", "split": "test"},
+                    created_us=self.first_us - 5 * DAY_US + k * US,
+                )
+                for k in range(sizes[d % len(sizes)])
+            ]
+            self.datasets.append(Dataset(id=dataset_id, name=f"qa-set-{d + 1}", examples=examples))
+        for e_index, (d, day, hour, model_index) in enumerate(plans):
+            if d >= len(self.datasets) or day >= self.config.days:
+                continue
+            dataset = self.datasets[d]
+            model = MODELS[model_index][0]
+            start = self.first_us + day * DAY_US + hour * 3600 * US + e_index * 7 * US
+            experiment = Project(
+                id=self._uuid(rng),
+                name=f"{dataset.name}-{model}-{e_index}",
+                start_us=start,
+                description=f"Experiment of {model} on {dataset.name}",
+                reference_dataset_id=dataset.id,
+                extra={"metadata": {"model": model, "git_sha": f"abc{e_index}"}},
+            )
+            self.experiments.append(experiment)
+            skip = (e_index + 2) % len(dataset.examples)
+            for k, example in enumerate(dataset.examples):
+                if k == skip:
+                    continue
+                run_start = start + (k + 1) * 2 * US + 123
+                run_id = self._uuid(rng)
+                run = self._llm(
+                    rng,
+                    experiment,
+                    run_id,
+                    run_id,
+                    [],
+                    f"{rfc3339_compact(run_start)}Z{run_id}",
+                    run_start,
+                    dict(example.inputs),
+                    model_index=model_index,
+                )
+                run.name = "target"
+                run.reference_example_id = example.id
+                run.reference_dataset_id = dataset.id
+                run.metadata = {**run.metadata, "model": model, "example_version": "v1"}
+                feedbacks = self._feedbacks(rng, run, k)
+                self.feedback[run.id] = feedbacks
+                run.feedback_stats = _stats_of(feedbacks)
+                self._experiment_runs.setdefault(day, []).append(run)
+
+    def _feedbacks(self, rng: random.Random, run: Run, k: int) -> list[Feedback]:
+        made = run.end_us or run.start_us
+        user = {"type": "app", "user_id": self._uuid(rng), "user_name": "Ana Lima", "ls_user_id": None}
+        shapes: list[tuple[str, Any, Any, Any, dict[str, Any] | None, str | None]] = [
+            # key, score, value, correction, source, comment
+            (
+                "correctness",
+                [0.0, 0.5, 1.0][k % 3],
+                None,
+                None,
+                {"type": "model", "metadata": {"__run": {"run_id": self._uuid(rng)}}},
+                None,
+            ),
+            ("is_concise", k % 2 == 0, None, None, {"type": "api"}, None),
+            ("label", None, ["good", "bad", "needs work — ✍️"][k % 3], None, user, "labelled in the app"),
+            (
+                "rubric",
+                0.5,
+                {"clarity": 4, "notes": "ok ✓", "tags": ["a", "b"]},
+                None,
+                {"type": "model"},
+                None,
+            ),
+        ]
+        if k % 3 == 1:
+            shapes.append(("human_correction", None, None, "It should say 42", {"type": "app"}, "fix"))
+        if k % 3 == 2:
+            shapes.append(
+                ("human_correction", 0, None, {"answer": str(2 * k), "why": "arithmetic"}, user, None)
+            )
+        if k % 2 == 1:
+            shapes.append(("latency_ok", None, True if k % 4 == 1 else 1.25, None, None, None))
+        return [
+            Feedback(
+                id=self._uuid(rng),
+                run_id=run.id,
+                session_id=run.session_id,
+                trace_id=run.trace_id,
+                key=key,
+                score=score,
+                value=value,
+                comment=comment,
+                correction=correction,
+                source=source,
+                created_us=made + (i + 1) * 1000,
+            )
+            for i, (key, score, value, correction, source, comment) in enumerate(shapes)
+        ]
+
+    def example(self, example_id: str) -> Example:
+        for dataset in self.datasets:
+            for example in dataset.examples:
+                if example.id == example_id:
+                    return example
+        raise KeyError(example_id)
+
+    def experiment_runs(self, session_ids: list[str]) -> list[Run]:
+        wanted = set(session_ids)
+        return [r for runs in self._experiment_runs.values() for r in runs if r.session_id in wanted]
+
     # --- queries ---------------------------------------------------------------------------------
 
     def runs_between(self, project_ids: list[str], min_us: int, max_us: int) -> list[Run]:
@@ -472,3 +651,23 @@ class World:
 
 def rfc3339_compact(micros: int) -> str:
     return from_us(micros).strftime("%Y%m%dT%H%M%S%f")
+
+
+def _stats_of(feedbacks: list[Feedback]) -> dict[str, Any]:
+    """``feedback_stats`` as LangSmith aggregates them: numeric scores averaged, labels counted."""
+    stats: dict[str, Any] = {}
+    for fb in feedbacks:
+        entry = stats.setdefault(fb.key, {"n": 0, "avg": None, "values": {}, "errors": 0, "_scores": []})
+        entry["n"] += 1
+        if fb.score is not None:
+            entry["_scores"].append(float(fb.score))
+        if isinstance(fb.value, str):
+            entry["values"][fb.value] = entry["values"].get(fb.value, 0) + 1
+    for entry in stats.values():
+        scores = entry.pop("_scores")
+        if scores:
+            mean = sum(scores) / len(scores)
+            entry["avg"] = mean
+            entry["stdev"] = (sum((x - mean) ** 2 for x in scores) / len(scores)) ** 0.5
+            entry["min"], entry["max"] = min(scores), max(scores)
+    return stats
