@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from dagster import AssetExecutionContext, AssetSpec, BackfillPolicy, MaterializeResult, multi_asset
 
 from assets.common import table_metadata
-from pipelines.export import export_runs_partition, list_sessions
+from pipelines.export import export_runs_partition
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.partitions import DAILY
 from pipelines.resources import LangSmithResource, ParquetSinkResource
@@ -42,7 +42,7 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
     sink = export_root.sink()
     results = []
     with langsmith.client() as client:
-        sessions = [s for s in list_sessions(client) if langsmith.wants(s.id, s.name)]
+        sessions = langsmith.sessions(client).items
         context.log.info(
             "exporting runs of %d sessions for %d day(s)", len(sessions), len(context.partition_keys)
         )

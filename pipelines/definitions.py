@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from assets.experiments import experiments
 from assets.runs import runs
+from assets.sessions import sessions
 from pipelines.jobs import JOBS
 from pipelines.resources import LangSmithResource, ParquetSinkResource
 from pipelines.schedules import SCHEDULES
 
-ASSETS = [runs]
+ASSETS = [sessions, runs, experiments]
 
 RESOURCES = {
     "langsmith": LangSmithResource(),

@@ -11,7 +11,14 @@ import pyarrow as pa
 
 from pipelines.export import REJECTED
 from pipelines.flatten.common import describe
+from pipelines.flatten.experiments import (
+    DATASET_EXAMPLES,
+    EXPERIMENT_FEEDBACK,
+    EXPERIMENT_GROUPS,
+    EXPERIMENT_RUNS,
+)
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
+from pipelines.flatten.sessions import SESSION_FEEDBACK_STATS, SESSIONS
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,20 @@ class TableDoc:
 
 
 TABLES: tuple[TableDoc, ...] = (
+    TableDoc(
+        "sessions",
+        SESSIONS,
+        "snapshot_date",
+        "one session (tracing project or experiment) as of the snapshot; `snapshot_date` is the UTC "
+        "day the snapshot was taken",
+    ),
+    TableDoc(
+        "session_feedback_stats",
+        SESSION_FEEDBACK_STATS,
+        "snapshot_date",
+        "one (session_id, feedback_key, level) of the sessions' `feedback_stats` (level `run`) and "
+        "`session_feedback_stats` (level `session`)",
+    ),
     TableDoc(
         "runs",
         RUNS,
@@ -36,10 +57,37 @@ TABLES: tuple[TableDoc, ...] = (
         "one (run_id, feedback_key) of the run's feedback_stats",
     ),
     TableDoc(
+        "dataset_examples",
+        DATASET_EXAMPLES,
+        "start_date",
+        "one (dataset_id, example_id) of a dataset that had an experiment that day; partitioned by "
+        "the UTC start date of the experiment; examples without a run are included",
+    ),
+    TableDoc(
+        "experiment_runs",
+        EXPERIMENT_RUNS,
+        "start_date",
+        "one run of an experiment on an example; partitioned by the experiment's UTC start date",
+    ),
+    TableDoc(
+        "experiment_feedback",
+        EXPERIMENT_FEEDBACK,
+        "start_date",
+        "one feedback row on an experiment run, score/value/correction split by JSON type",
+    ),
+    TableDoc(
+        "experiment_groups",
+        EXPERIMENT_GROUPS,
+        "start_date",
+        "one (dataset_id, metadata_key, group_key, session_id) of the grouped comparison, with the "
+        "group's per-experiment stats",
+    ),
+    TableDoc(
         "_rejected",
         REJECTED,
-        "start_date",
-        "one API item whose known fields had unexpected types, kept whole instead of dropped",
+        "source=<family>/partition",
+        "one API item whose known fields had unexpected types, kept whole instead of dropped; "
+        "`source` is runs, sessions or experiments and `partition` the partition it was read for",
     ),
 )
 
@@ -48,7 +96,7 @@ def table_markdown(doc: TableDoc) -> str:
     lines = [
         f"### `{doc.name}`",
         "",
-        f"Grain: {doc.grain}. Partition: `{doc.partition_column}=YYYY-MM-DD` (Hive path column, UTC date).",
+        f"Grain: {doc.grain}. Partition: `{doc.partition_column}=YYYY-MM-DD` (Hive path, UTC date).",
         "",
         "| column | type | meaning | source |",
         "|---|---|---|---|",

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.partitions import DAILY
 
+DAILY_TABLES = AssetSelection.groups("runs", "experiments")
+
+# In-process: the runs and experiments steps share one LangSmith resource, so the sessions list is
+# fetched once per run; each step fetches concurrently inside itself.
+daily_export_job = define_asset_job(
+    "export_daily",
+    selection=DAILY_TABLES,
+    partitions_def=DAILY,
+    executor_def=in_process_executor,
+    description="Export runs and experiments for a range of UTC days.",
+)
+
 runs_job = define_asset_job(
     "export_runs",
-    selection=AssetSelection.assets("runs", "run_feedback_stats"),
+    selection=AssetSelection.groups("runs"),
     partitions_def=DAILY,
     description="Export runs and run feedback stats for a range of UTC days.",
 )
 
-JOBS = [runs_job]
+sessions_job = define_asset_job(
+    "snapshot_sessions",
+    selection=AssetSelection.groups("sessions"),
+    description="Take today's snapshot of every session with its stats.",
+)
+
+JOBS = [daily_export_job, runs_job, sessions_job]

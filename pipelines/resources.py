@@ -10,11 +10,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from pipelines.client import DEFAULT_ENDPOINT, LangSmithClient, RateLimiter, RetryPolicy
-from pipelines.export import RunsExportOptions
+from pipelines.export import RunsExportOptions, fetch_sessions
+from pipelines.export.experiments import ExperimentsExportOptions, Grouping
+from pipelines.records import Decoded, SessionV1
 from pipelines.sink import ParquetOptions, ParquetSink
 
 DEFAULT_EXPORT_ROOT = "./langsmith-data"
@@ -68,6 +70,27 @@ class LangSmithResource(ConfigurableResource):
             max_connections=max(4, self.concurrency * 2),
         ) as client:
             yield client
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._sessions = None
+
+    def sessions(self, client: LangSmithClient) -> Decoded[SessionV1]:
+        """Every session with stats, filtered by include/exclude; fetched once per resource instance."""
+        if self._sessions is None:
+            fetched = fetch_sessions(client, include_stats=True)
+            keep = [self.wants(s.id, s.name) for s in fetched.items]
+            self._sessions = Decoded(
+                [s for s, k in zip(fetched.items, keep, strict=True) if k],
+                [u for u, k in zip(fetched.unknown, keep, strict=True) if k] if fetched.unknown else None,
+                fetched.rejected,
+            )
+        return self._sessions
+
+    def experiments_options(self) -> ExperimentsExportOptions:
+        return ExperimentsExportOptions(
+            examples_page_size=self.examples_page_size,
+            groupings=tuple(Grouping.parse(spec) for spec in self.experiment_groupings),
+        )
 
     def runs_options(self) -> RunsExportOptions:
         return RunsExportOptions(page_size=self.page_size, slices=self.slices, concurrency=self.concurrency)

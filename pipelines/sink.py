@@ -117,11 +117,15 @@ class ParquetSink:
         self.write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
         self._work = self.root / STAGING / self.write_id
         self._lock = threading.Lock()
+        self._swaps = 0
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
 
     def begin(self, table: str, schema: pa.Schema, partition_column: str, value: str) -> StagedPartition:
+        """Start writing ``<table>/<partition_column>=<value>`` aside.
+
+        ``partition_column`` may name several Hive levels (``table=runs/partition``)."""
         self.recover()
         key = f"{partition_column}={value}"
         return StagedPartition(
@@ -136,14 +140,18 @@ class ParquetSink:
     def swap(self, staged: Path | None, final: Path) -> None:
         """Replace ``final`` by ``staged`` (or remove it, when the new version is empty)."""
         with self._lock:
-            trash = self._work / "trash" / final.parent.name / final.name
+            self._swaps += 1
+            trash = self._work / "trash" / str(self._swaps)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 trash.parent.mkdir(parents=True, exist_ok=True)
+                # Where it came from, so recover() can put it back if we die before the next rename.
+                trash.with_suffix(".target").write_text(str(final.relative_to(self.root)), encoding="utf-8")
                 os.rename(final, trash)
             if staged is not None:
                 os.rename(staged, final)
             shutil.rmtree(trash, ignore_errors=True)
+            trash.with_suffix(".target").unlink(missing_ok=True)
 
     def recover(self) -> None:
         """Undo a swap interrupted between its two renames; drop stale staging of crashed writes."""
@@ -155,9 +163,10 @@ class ParquetSink:
             trash = work / "trash"
             # A live swap holds its trash for microseconds; only a dead write's trash is this old.
             if work != self._work and trash.exists() and now - trash.stat().st_mtime > 60:
-                for old in trash.glob("*/*"):
-                    final = self.table_dir(old.parent.name) / old.name
-                    if not final.exists():
+                for target in trash.glob("*.target"):
+                    old = target.with_suffix("")
+                    final = self.root / target.read_text(encoding="utf-8")
+                    if old.exists() and not final.exists():
                         log.warning("restoring %s from an interrupted swap", final)
                         final.parent.mkdir(parents=True, exist_ok=True)
                         os.rename(old, final)

@@ -40,6 +40,27 @@ def column(
     )
 
 
+def unknown_fields_column() -> pa.Field:
+    return column(
+        "unknown_fields",
+        pa.string(),
+        "JSON object of fields the API sent that this version does not know (schema drift), else null",
+        "(any new key)",
+    )
+
+
+def exported_at_column() -> pa.Field:
+    return column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False)
+
+
+def exported_at_value(moment: datetime) -> pl.Expr:
+    return pl.lit(moment, dtype=pl.Datetime("us", "UTC")).alias("exported_at")
+
+
+def unknown_json(unknown: Sequence[bytes | None] | None, n: int) -> pa.Array:
+    return pa.array(list(unknown) if unknown is not None else [None] * n, pa.string())
+
+
 def describe(schema: pa.Schema) -> list[tuple[str, str, str, str]]:
     """(column, type, meaning, source) rows for the data dictionary."""
     rows = []

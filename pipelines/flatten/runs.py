@@ -20,6 +20,8 @@ from pipelines.flatten.common import (
     column,
     conform,
     detail_category,
+    exported_at_column,
+    exported_at_value,
     feedback_stats_columns,
     feedback_stats_long,
     from_columns,
@@ -28,6 +30,8 @@ from pipelines.flatten.common import (
     raw_json,
     strings,
     timestamps,
+    unknown_fields_column,
+    unknown_json,
 )
 from pipelines.records import RunV2
 
@@ -122,7 +126,8 @@ RUNS = pa.schema(
             "JSON object of feedback stats (see run_feedback_stats)",
             "feedback_stats",
         ),
-        column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
+        unknown_fields_column(),
+        exported_at_column(),
     ]
 )
 
@@ -132,7 +137,7 @@ RUN_FEEDBACK_STATS = pa.schema(
         column("session_id", pa.string(), "Tracing project / experiment id", "project_id"),
         column("start_time", TIMESTAMP, "Start time of the run, UTC", "start_time"),
         *feedback_stats_columns("run_id", level_source="feedback_stats"),
-        column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
+        exported_at_column(),
     ]
 )
 
@@ -144,7 +149,7 @@ _DETAIL_FIELDS = (
 )
 
 
-def _stage(items: Sequence[RunV2]) -> pl.DataFrame:
+def _stage(items: Sequence[RunV2], unknown: Sequence[bytes | None] | None) -> pl.DataFrame:
     """Records → raw columns (strings, raw JSON tokens, typed scalars), one pass per field."""
     cols: dict[str, pa.Array] = {
         "id": strings(r.id for r in items),
@@ -180,6 +185,7 @@ def _stage(items: Sequence[RunV2]) -> pl.DataFrame:
         "extra": raw_json(r.extra for r in items),
         "events": raw_json(r.events for r in items),
         "feedback_stats": json_objects(r.feedback_stats for r in items),
+        "unknown_fields": unknown_json(unknown, len(items)),
     }
     for side, kind, categories in _DETAIL_FIELDS:
         attr = f"{side}_{kind}_details"
@@ -191,11 +197,16 @@ def _stage(items: Sequence[RunV2]) -> pl.DataFrame:
     return from_columns(cols)
 
 
-def flatten_runs(items: Sequence[RunV2], exported_at: datetime) -> pa.Table:
-    """The ``runs`` table for these records, sorted by (session_id, start_time, id)."""
+def flatten_runs(
+    items: Sequence[RunV2], exported_at: datetime, unknown: Sequence[bytes | None] | None = None
+) -> pa.Table:
+    """The ``runs`` table for these records, sorted by (session_id, start_time, id).
+
+    ``unknown`` holds, per item, the JSON of fields the API sent that ``RunV2`` does not know.
+    """
     if not items:
         return RUNS.empty_table()
-    staged = _stage(items)
+    staged = _stage(items, unknown)
     token_detail_cols = [
         f"{side}_{cat}_tokens" for side, kind, cats in _DETAIL_FIELDS if kind == "token" for cat in cats
     ]
@@ -210,7 +221,7 @@ def flatten_runs(items: Sequence[RunV2], exported_at: datetime) -> pa.Table:
         pl.col("metadata").str.json_path_match("$.ls_provider").alias("ls_provider"),
         *(money(pl.col(c)) for c in ("total_cost", "prompt_cost", "completion_cost", *cost_detail_cols)),
         *(pl.col(c).cast(pl.Int64) for c in token_detail_cols),
-        pl.lit(exported_at, dtype=pl.Datetime("us", "UTC")).alias("exported_at"),
+        exported_at_value(exported_at),
     ).sort("session_id", "start_time", "id", nulls_last=True)
     return conform(frame, RUNS)
 
@@ -233,7 +244,7 @@ def flatten_run_feedback_stats(items: Sequence[RunV2], exported_at: datetime) ->
     frame = (
         long.join(owners, on="owner_id", how="left")
         .rename({"owner_id": "run_id"})
-        .with_columns(pl.lit(exported_at, dtype=pl.Datetime("us", "UTC")).alias("exported_at"))
+        .with_columns(exported_at_value(exported_at))
         .sort("session_id", "start_time", "run_id", "feedback_key", nulls_last=True)
     )
     return conform(frame, RUN_FEEDBACK_STATS)

@@ -16,7 +16,7 @@ from pipelines.errors import (
     LangSmithTransportError,
     LangSmithValidationError,
 )
-from pipelines.export import RUNS_QUERY_PATH, list_sessions
+from pipelines.export import RUNS_QUERY_PATH, fetch_sessions
 from pipelines.pagination import CursorPaginator
 from pipelines.records import decode_runs_page
 
@@ -95,7 +95,7 @@ def test_401_names_the_variable_and_never_the_key() -> None:
         return_value=httpx.Response(401, json={"detail": f"Invalid token {KEY}"})
     )
     with make_client() as client, pytest.raises(LangSmithAuthError) as caught:
-        list_sessions(client)
+        fetch_sessions(client)
     message = str(caught.value)
     assert "LANGSMITH_API_KEY" in message
     assert KEY not in message and KEY not in repr(caught.value.args)
@@ -108,7 +108,7 @@ def test_403_org_scoped_key_asks_for_workspace() -> None:
         return_value=httpx.Response(403, json={"detail": "org_scoped_key_requires_workspace"})
     )
     with make_client() as client, pytest.raises(LangSmithAuthError, match="LANGSMITH_WORKSPACE_ID"):
-        list_sessions(client)
+        fetch_sessions(client)
 
 
 @respx.mock
@@ -123,7 +123,7 @@ def test_422_and_404_fail_fast_with_the_server_detail() -> None:
         with pytest.raises(LangSmithValidationError, match=r"body\.page_size: too big"):
             client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page)
         with pytest.raises(LangSmithNotFoundError, match="404"):
-            list_sessions(client)
+            fetch_sessions(client)
         assert client.stats.retries == 0
 
 
@@ -166,7 +166,7 @@ def test_dropped_connections_retry_then_fail_with_a_transport_error() -> None:
         make_client(attempts=3) as client,
         pytest.raises(LangSmithTransportError, match="LANGSMITH_ENDPOINT"),
     ):
-        list_sessions(client)
+        fetch_sessions(client)
     assert route.call_count == 3
 
 
@@ -177,7 +177,7 @@ def test_offset_pagination_stops_on_a_short_page() -> None:
         side_effect=[httpx.Response(200, json=full), httpx.Response(200, json=[{"id": "last"}])]
     )
     with make_client() as client:
-        sessions = list_sessions(client)
+        sessions = fetch_sessions(client).items
     assert [s.id for s in sessions] == [f"s{i}" for i in range(100)] + ["last"]
     offsets = [call.request.url.params["offset"] for call in route.calls]
     assert offsets == ["0", "100"]

@@ -63,11 +63,12 @@ def test_recover_restores_a_partition_caught_between_the_two_renames(tmp_path: P
     part.write("p.parquet", table(["a"]))
     part.commit()
     # A writer that died right after moving the old version into its trash:
-    dead_trash = tmp_path / STAGING / "dead-writer" / "trash" / "t"
+    dead_trash = tmp_path / STAGING / "dead-writer" / "trash"
     dead_trash.mkdir(parents=True)
-    os.rename(tmp_path / "t" / "d=2024-01-01", dead_trash / "d=2024-01-01")
+    (dead_trash / "1.target").write_text("t/d=2024-01-01", encoding="utf-8")
+    os.rename(tmp_path / "t" / "d=2024-01-01", dead_trash / "1")
     old = time.time() - 120
-    os.utime(dead_trash.parent, (old, old))
+    os.utime(dead_trash, (old, old))
     ParquetSink(tmp_path).recover()
     assert read_ids(tmp_path) == ["a"]
 

@@ -9,38 +9,24 @@ depend on timing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-
-import pyarrow as pa
+from datetime import date, datetime
 
 from pipelines.client import LangSmithClient
-from pipelines.flatten.common import TIMESTAMP, column
+from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
-from pipelines.pagination import CursorPaginator, OffsetPaginator
-from pipelines.records import RUN_SELECTS, Rejected, RunV2, Session, decode_runs_page, decode_sessions_page
+from pipelines.pagination import CursorPaginator
+from pipelines.records import RUN_SELECTS, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
 
 log = logging.getLogger(__name__)
 
 RUNS_QUERY_PATH = "/api/v2/runs/query"
-SESSIONS_PATH = "/api/v1/sessions"
-ONE_US = timedelta(microseconds=1)
-
-REJECTED = pa.schema(
-    [
-        column("table", pa.string(), "Table the row was meant for", "(export)", nullable=False),
-        column("reason", pa.string(), "Why the row could not be typed", "(export)", nullable=False),
-        column(
-            "raw", pa.string(), "The item exactly as the API sent it (JSON)", "(API item)", nullable=False
-        ),
-        column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -71,32 +57,6 @@ class _Totals:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def rfc3339_us(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def list_sessions(client: LangSmithClient, *, include_stats: bool = False) -> list[Session]:
-    """Every tracer session (tracing projects and experiments) of the workspace."""
-    paginator = OffsetPaginator(
-        client, SESSIONS_PATH, limit=100, params={"include_stats": str(include_stats).lower()}
-    )
-    return [s for page in paginator.pages(decode_sessions_page, len) for s in page]
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The inclusive [first, last] microsecond of a UTC day (the API's bounds are inclusive)."""
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1) - ONE_US
-
-
-def time_slices(day: date, n: int) -> list[tuple[datetime, datetime]]:
-    """``n`` contiguous, non-overlapping inclusive windows covering the UTC day exactly."""
-    start, _ = day_bounds(day)
-    total = timedelta(days=1) // ONE_US
-    edges = [start + ONE_US * (total * i // n) for i in range(n + 1)]
-    return [(edges[i], edges[i + 1] - ONE_US) for i in range(n)]
-
-
 def _batches(ids: Sequence[str], size: int) -> list[list[str]]:
     ordered = sorted(ids)
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
@@ -119,7 +79,7 @@ def export_runs_partition(
     staged = {
         "runs": sink.begin("runs", RUNS, "start_date", value),
         "run_feedback_stats": sink.begin("run_feedback_stats", RUN_FEEDBACK_STATS, "start_date", value),
-        "_rejected": sink.begin("_rejected", REJECTED, "start_date", value),
+        "_rejected": sink.begin("_rejected", REJECTED, "source=runs/partition", value),
     }
     totals = _Totals()
     pages_before = client.stats.pages
@@ -139,7 +99,9 @@ def export_runs_partition(
             for future in futures:
                 future.result()
         if totals.rejected:
-            staged["_rejected"].write("part-00000.parquet", _rejected_table(totals.rejected, exported_at))
+            staged["_rejected"].write(
+                "part-00000.parquet", rejected_table("runs", totals.rejected, exported_at)
+            )
         infos = {name: part.commit() for name, part in staged.items()}
     except BaseException:
         for part in staged.values():
@@ -178,10 +140,12 @@ def _export_stream(
     file_name = f"part-{batch_index:03d}-{slice_index:03d}.parquet"
     label = f"{day} slice {slice_index} batch {batch_index} "
     buffer: list[RunV2] = []
+    unknown: list[bytes | None] = []
     received = 0
     for page in CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page):
         received += len(page.items) + len(page.rejected)
-        kept = [r for r in page.items if r.start_time is not None and window[0] <= r.start_time <= window[1]]
+        inside = [r.start_time is not None and window[0] <= r.start_time <= window[1] for r in page.items]
+        kept = list(itertools.compress(page.items, inside))
         with totals.lock:
             totals.received += len(page.items) + len(page.rejected)
             totals.rejected.extend(page.rejected)
@@ -191,9 +155,10 @@ def _export_stream(
                 "%s: %d runs outside the requested window were skipped", label, len(page.items) - len(kept)
             )
         buffer.extend(kept)
+        unknown.extend(itertools.compress(page.unknown, inside) if page.unknown else [None] * len(kept))
         if len(buffer) >= opts.flush_rows:
-            _flush(staged, file_name, buffer, exported_at)
-            buffer = []
+            _flush(staged, file_name, buffer, unknown, exported_at)
+            buffer, unknown = [], []
             log.info("%s: %d runs so far", label.strip(), received)
     _flush(staged, file_name, buffer, exported_at)
 
@@ -205,15 +170,3 @@ def _flush(
         return
     staged["runs"].write(file_name, flatten_runs(items, exported_at))
     staged["run_feedback_stats"].write(file_name, flatten_run_feedback_stats(items, exported_at))
-
-
-def _rejected_table(rejected: list[Rejected], exported_at: datetime) -> pa.Table:
-    return pa.table(
-        {
-            "table": pa.array(["runs"] * len(rejected), pa.string()),
-            "reason": pa.array([r.reason for r in rejected], pa.string()),
-            "raw": pa.array([r.raw for r in rejected], pa.string()),
-            "exported_at": pa.array([exported_at] * len(rejected), TIMESTAMP),
-        },
-        schema=REJECTED,
-    )
