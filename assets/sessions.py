@@ -2,6 +2,7 @@
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
@@ -40,7 +41,7 @@ def sessions(context: AssetExecutionContext, langsmith: LangSmithResource, expor
     context.log.info(
         "snapshot %s: %d sessions, %d rejected", result.partition, result.sessions, result.rejected
     )
-    common = {
+    common: dict[str, Any] = {
         "pages": stats.pages,
         "requests": stats.requests,
         "retries": stats.retries,

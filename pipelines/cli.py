@@ -27,7 +27,8 @@ def _demo(args: argparse.Namespace) -> int:
     days = args.days
     first = today - timedelta(days=days)
     last = today - timedelta(days=1)
-    world = World(WorldConfig(first_day=first - timedelta(days=2), days=days + 3))
+    # The world starts on the first exported day, so its experiments fall inside the exported range.
+    world = World(WorldConfig(first_day=first, days=days + 1))
     root = Path(args.root or os.environ.get("LANGSMITH_EXPORT_ROOT") or DEMO_ROOT).resolve()
     with Simulator(world) as sim, tempfile.TemporaryDirectory(prefix="langsmith-demo-dagster-") as home:
         print(f"LangSmith simulator listening on {sim.url}")
@@ -65,12 +66,14 @@ def _demo(args: argparse.Namespace) -> int:
         ]
         print(f"  {table:<24} {n[0] if n else 0:>8} rows")
     query = (
-        "select session_id, start_date, count(*) as runs, sum(total_tokens) as tokens, "
-        "sum(total_cost) as cost_usd\n"
-        f"from read_parquet('{root}/runs/**/*.parquet', hive_partitioning = true)\n"
-        "group by all order by start_date, cost_usd desc;"
+        "select s.name as project, r.start_date, count(*) as runs, sum(r.total_tokens) as tokens,\n"
+        "       sum(r.total_cost) as cost_usd\n"
+        f"from read_parquet('{root}/runs/**/*.parquet', hive_partitioning = true) r\n"
+        f"left join read_parquet('{root}/sessions/**/*.parquet', hive_partitioning = true) s\n"
+        "  on s.id = r.session_id\n"
+        "group by all order by r.start_date, cost_usd desc;"
     )
-    print("\nTry it in DuckDB (python -m duckdb, or the duckdb CLI):\n")
+    print("\nTry it in DuckDB (python -m duckdb, or the duckdb CLI); more in the README's Queries:\n")
     print(query)
     print()
     print(con.sql(query.rstrip(";")))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from pipelines.client import DEFAULT_ENDPOINT, LangSmithClient, RateLimiter, RetryPolicy
 from pipelines.export import RunsExportOptions, fetch_sessions
@@ -55,6 +55,14 @@ class LangSmithResource(ConfigurableResource):
     exclude_projects: list[str] = Field(
         default_factory=list, description="Skip these sessions (names or ids)"
     )
+    experiment_groupings: list[str] = Field(
+        default_factory=lambda: ["run_metadata:ls_model_name"],
+        description="Grouped examples-with-runs to export: 'run_metadata:KEY' or 'example_metadata:KEY'",
+    )
+    examples_page_size: int = Field(default=100, ge=1, description="Examples per page of examples-with-runs")
+
+    # Sessions are fetched once per run (per process) and shared by every asset that needs them.
+    _sessions: Decoded[SessionV1] | None = PrivateAttr(default=None)
 
     def resolved_endpoint(self) -> str:
         return self.endpoint or env_first("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT") or DEFAULT_ENDPOINT

@@ -160,13 +160,17 @@ def _export_stream(
             _flush(staged, file_name, buffer, unknown, exported_at)
             buffer, unknown = [], []
             log.info("%s: %d runs so far", label.strip(), received)
-    _flush(staged, file_name, buffer, exported_at)
+    _flush(staged, file_name, buffer, unknown, exported_at)
 
 
 def _flush(
-    staged: dict[str, StagedPartition], file_name: str, items: list[RunV2], exported_at: datetime
+    staged: dict[str, StagedPartition],
+    file_name: str,
+    items: list[RunV2],
+    unknown: list[bytes | None],
+    exported_at: datetime,
 ) -> None:
     if not items:
         return
-    staged["runs"].write(file_name, flatten_runs(items, exported_at))
+    staged["runs"].write(file_name, flatten_runs(items, exported_at, unknown if any(unknown) else None))
     staged["run_feedback_stats"].write(file_name, flatten_run_feedback_stats(items, exported_at))

@@ -27,7 +27,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MODELS = (
     ("gpt-4o-mini", "openai", Decimal("0.00000015"), Decimal("0.0000006"), Decimal("0.000000075")),
     ("claude-3-5-sonnet", "anthropic", Decimal("0.000003"), Decimal("0.000015"), Decimal("0.0000003")),
-    ("o3-mini", "openai", Decimal("0.0000011"), Decimal("0.0000044"), Decimal("0.00000055")),
+    # Twelve decimal places: the exactness tests need costs that no float carries faithfully.
+    ("o3-mini", "openai", Decimal("0.000001100001"), Decimal("0.0000044"), Decimal("0.00000055")),
 )
 
 UNICODE_TEXT = "Grüße aus Köln 👋 — 日本語のテキスト, Ελληνικά, עברית, emoji 🧪🚀, nul:\u0000 ls:\u2028 end"
