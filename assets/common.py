@@ -6,8 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+)
 
+from pipelines.checks import CheckOutcome, check_schema, check_unique
 from pipelines.flatten.common import describe
 from pipelines.sink import PartitionInfo
 
@@ -32,3 +40,44 @@ def table_metadata(schema: pa.Schema, infos: Iterable[PartitionInfo]) -> dict[st
         "files": sum(i.files for i in infos),
         "partition_paths": MetadataValue.json([i.path for i in infos]),
     }
+
+
+def check_specs(table: str, *, reconciled: bool = False) -> list[AssetCheckSpec]:
+    """The checks every table has (unique keys, schema), plus reconciliation where the API counts."""
+    specs = [
+        # Blocking: a table with duplicate keys or a drifted schema must not feed anything downstream.
+        AssetCheckSpec("unique_keys", asset=table, blocking=True, description="No key twice in a partition"),
+        AssetCheckSpec(
+            "schema_unchanged", asset=table, blocking=True, description="Files match the declared schema"
+        ),
+    ]
+    if reconciled:
+        specs.append(
+            AssetCheckSpec(
+                "reconciled_with_api", asset=table, description="Rows + rejected = items the API returned"
+            )
+        )
+    return specs
+
+
+def check_result(table: str, name: str, outcome: CheckOutcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=table,
+        check_name=name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={
+            k: MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.metadata.items()
+        },
+    )
+
+
+def table_checks(
+    table: str, schema: pa.Schema, infos: Iterable[PartitionInfo], keys: list[str]
+) -> list[AssetCheckResult]:
+    paths = [i.path for i in infos]
+    return [
+        check_result(table, "unique_keys", check_unique(paths, keys)),
+        check_result(table, "schema_unchanged", check_schema(paths, schema)),
+    ]

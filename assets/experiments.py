@@ -3,10 +3,12 @@ partitioned by the UTC start date of the experiment."""
 
 import time
 from datetime import UTC, date, datetime
+from typing import Any
 
-from dagster import AssetExecutionContext, AssetSpec, BackfillPolicy, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import table_metadata
+from assets.common import check_result, check_specs, table_checks, table_metadata
+from pipelines.checks import check_reconciled
 from pipelines.export.experiments import export_experiments_partition
 from pipelines.flatten.experiments import (
     DATASET_EXAMPLES,
@@ -14,19 +16,26 @@ from pipelines.flatten.experiments import (
     EXPERIMENT_GROUPS,
     EXPERIMENT_RUNS,
 )
-from pipelines.partitions import DAILY
+from pipelines.partitions import BACKFILL, DAILY
 from pipelines.resources import LangSmithResource, ParquetSinkResource
 
+# table: (declared schema, description, key columns)
 TABLES = {
-    "dataset_examples": (DATASET_EXAMPLES, "One row per (dataset, example) of the day's experiments."),
-    "experiment_runs": (EXPERIMENT_RUNS, "One row per run of an experiment on an example."),
+    "dataset_examples": (
+        DATASET_EXAMPLES,
+        "One row per (dataset, example) of the day's experiments.",
+        ["dataset_id", "example_id"],
+    ),
+    "experiment_runs": (EXPERIMENT_RUNS, "One row per run of an experiment on an example.", ["id"]),
     "experiment_feedback": (
         EXPERIMENT_FEEDBACK,
         "One row per feedback on an experiment run, typed by value.",
+        ["id"],
     ),
     "experiment_groups": (
         EXPERIMENT_GROUPS,
         "One row per (dataset, metadata key, group key, experiment) with the group's stats.",
+        ["dataset_id", "group_by", "metadata_key", "group_key", "session_id"],
     ),
 }
 
@@ -36,10 +45,11 @@ TABLES = {
         AssetSpec(
             name, description=doc, group_name="experiments", kinds={"parquet", "polars"}, partitions_def=DAILY
         )
-        for name, (_, doc) in TABLES.items()
+        for name, (_, doc, _) in TABLES.items()
     ],
+    check_specs=[spec for name in TABLES for spec in check_specs(name, reconciled=name == "experiment_runs")],
     partitions_def=DAILY,
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=30),
+    backfill_policy=BACKFILL,
 )
 def experiments(
     context: AssetExecutionContext, langsmith: LangSmithResource, export_root: ParquetSinkResource
@@ -70,16 +80,28 @@ def experiments(
             results.append(result)
         stats = client.stats
     sink.close()
-    common = {
+    common: dict[str, Any] = {
         "pages": stats.pages,
         "requests": stats.requests,
         "retries": stats.retries,
         "experiments": sum(r.experiments for r in results),
         "rejected_rows": sum(r.rejected for r in results),
+        "rows_with_unknown_fields": sum(r.unknown_fields for r in results),
         "duration_seconds": round(time.monotonic() - started, 3),
     }
-    for name, (schema, _) in TABLES.items():
+    for name, (schema, _, _) in TABLES.items():
         yield MaterializeResult(
             asset_key=name,
             metadata={**table_metadata(schema, [r.tables[name] for r in results]), **common},
         )
+    for name, (schema, _, keys) in TABLES.items():
+        yield from table_checks(name, schema, [r.tables[name] for r in results], keys)
+    yield check_result(
+        "experiment_runs",
+        "reconciled_with_api",
+        check_reconciled(
+            sum(r.api_runs for r in results),
+            [r.tables["experiment_runs"].path for r in results],
+            sum(r.rejected_runs for r in results),
+        ),
+    )

@@ -2,17 +2,16 @@
 
 import time
 from datetime import UTC, date, datetime
+from typing import Any
 
-from dagster import AssetExecutionContext, AssetSpec, BackfillPolicy, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import table_metadata
+from assets.common import check_result, check_specs, table_checks, table_metadata
+from pipelines.checks import check_reconciled
 from pipelines.export import export_runs_partition
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
-from pipelines.partitions import DAILY
+from pipelines.partitions import BACKFILL, DAILY
 from pipelines.resources import LangSmithResource, ParquetSinkResource
-
-# A 90-day backfill runs as 3 runs of 30 days, not 90 process launches.
-RUNS_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=30)
 
 
 @multi_asset(
@@ -32,8 +31,9 @@ RUNS_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=30)
             partitions_def=DAILY,
         ),
     ],
+    check_specs=[*check_specs("runs", reconciled=True), *check_specs("run_feedback_stats")],
     partitions_def=DAILY,
-    backfill_policy=RUNS_BACKFILL,
+    backfill_policy=BACKFILL,
 )
 def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_root: ParquetSinkResource):
     """Export the runs of each UTC day in the partition range to ``runs`` and ``run_feedback_stats``."""
@@ -56,33 +56,43 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
                 options=langsmith.runs_options(),
             )
             context.log.info(
-                "%s: %d runs, %d feedback-stat rows, %d pages, %d rejected",
+                "%s: %d runs, %d feedback-stat rows, %d pages, %d rejected, %d with unknown fields",
                 key,
                 result.tables["runs"].rows,
                 result.tables["run_feedback_stats"].rows,
                 result.pages,
                 result.rejected,
+                result.unknown_fields,
             )
             results.append(result)
         stats = client.stats
     sink.close()
-    common = {
+    common: dict[str, Any] = {
         "pages": stats.pages,
         "requests": stats.requests,
         "retries": stats.retries,
         "api_items": sum(r.received for r in results),
         "rejected_rows": sum(r.rejected for r in results),
+        "rows_with_unknown_fields": sum(r.unknown_fields for r in results),
         "sessions": len(sessions),
         "duration_seconds": round(time.monotonic() - started, 3),
     }
-    yield MaterializeResult(
-        asset_key="runs",
-        metadata={**table_metadata(RUNS, [r.tables["runs"] for r in results]), **common},
-    )
+    runs_infos = [r.tables["runs"] for r in results]
+    stats_infos = [r.tables["run_feedback_stats"] for r in results]
+    yield MaterializeResult(asset_key="runs", metadata={**table_metadata(RUNS, runs_infos), **common})
     yield MaterializeResult(
         asset_key="run_feedback_stats",
-        metadata={
-            **table_metadata(RUN_FEEDBACK_STATS, [r.tables["run_feedback_stats"] for r in results]),
-            **common,
-        },
+        metadata={**table_metadata(RUN_FEEDBACK_STATS, stats_infos), **common},
     )
+    yield from table_checks("runs", RUNS, runs_infos, ["id"])
+    yield check_result(
+        "runs",
+        "reconciled_with_api",
+        check_reconciled(
+            sum(r.received for r in results),
+            [i.path for i in runs_infos],
+            sum(r.rejected for r in results),
+            sum(r.out_of_window for r in results),
+        ),
+    )
+    yield from table_checks("run_feedback_stats", RUN_FEEDBACK_STATS, stats_infos, ["run_id", "feedback_key"])

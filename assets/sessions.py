@@ -6,7 +6,8 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import table_metadata
+from assets.common import check_result, check_specs, table_checks, table_metadata
+from pipelines.checks import check_reconciled
 from pipelines.export.sessions import export_sessions_snapshot
 from pipelines.flatten.sessions import SESSION_FEEDBACK_STATS, SESSIONS
 from pipelines.resources import LangSmithResource, ParquetSinkResource
@@ -28,6 +29,7 @@ from pipelines.resources import LangSmithResource, ParquetSinkResource
             kinds={"parquet", "polars"},
         ),
     ],
+    check_specs=[*check_specs("sessions", reconciled=True), *check_specs("session_feedback_stats")],
 )
 def sessions(context: AssetExecutionContext, langsmith: LangSmithResource, export_root: ParquetSinkResource):
     """Take today's snapshot: replaces the ``snapshot_date=<today UTC>`` partition of both tables."""
@@ -51,13 +53,23 @@ def sessions(context: AssetExecutionContext, langsmith: LangSmithResource, expor
         "snapshot_date": result.partition,
         "duration_seconds": round(time.monotonic() - started, 3),
     }
+    infos = result.tables
     yield MaterializeResult(
-        asset_key="sessions", metadata={**table_metadata(SESSIONS, [result.tables["sessions"]]), **common}
+        asset_key="sessions", metadata={**table_metadata(SESSIONS, [infos["sessions"]]), **common}
     )
     yield MaterializeResult(
         asset_key="session_feedback_stats",
-        metadata={
-            **table_metadata(SESSION_FEEDBACK_STATS, [result.tables["session_feedback_stats"]]),
-            **common,
-        },
+        metadata={**table_metadata(SESSION_FEEDBACK_STATS, [infos["session_feedback_stats"]]), **common},
+    )
+    yield from table_checks("sessions", SESSIONS, [infos["sessions"]], ["id"])
+    yield check_result(
+        "sessions",
+        "reconciled_with_api",
+        check_reconciled(result.sessions + result.rejected, [infos["sessions"].path], result.rejected),
+    )
+    yield from table_checks(
+        "session_feedback_stats",
+        SESSION_FEEDBACK_STATS,
+        [infos["session_feedback_stats"]],
+        ["session_id", "level", "feedback_key"],
     )

@@ -64,6 +64,9 @@ class ExperimentsExportResult:
     experiments: int = 0
     datasets: int = 0
     rejected: int = 0
+    rejected_runs: int = 0
+    api_runs: int = 0
+    unknown_fields: int = 0
     per_experiment_runs: dict[str, int] = field(default_factory=dict)
 
 
@@ -117,6 +120,10 @@ def export_experiments_partition(
                 rejected.extend(("dataset_examples", r) for r in page.rejected)
                 rows = unnest_examples(page.items, page.unknown)
                 rejected.extend(rows.rejected)
+                result.api_runs += sum(len(e.runs) for e in page.items)
+                result.unknown_fields += sum(
+                    1 for u in (*rows.example_unknown, *rows.run_unknown, *rows.feedback_unknown) if u
+                )
                 for run in rows.runs:
                     sid = run.session_id or ""
                     result.per_experiment_runs[sid] = result.per_experiment_runs.get(sid, 0) + 1
@@ -156,4 +163,5 @@ def export_experiments_partition(
             part.abort()
         raise
     result.rejected = len(rejected)
+    result.rejected_runs = sum(1 for t, _ in rejected if t == "experiment_runs")
     return result

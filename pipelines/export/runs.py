@@ -46,12 +46,13 @@ class RunsExportResult:
     pages: int = 0
     rejected: int = 0
     out_of_window: int = 0
-    duplicates: int = 0
+    unknown_fields: int = 0
 
 
 @dataclass
 class _Totals:
     received: int = 0
+    unknown_fields: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     out_of_window: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +115,7 @@ def export_runs_partition(
         pages=client.stats.pages - pages_before,
         rejected=len(totals.rejected),
         out_of_window=totals.out_of_window,
+        unknown_fields=totals.unknown_fields,
     )
 
 
@@ -150,6 +152,7 @@ def _export_stream(
             totals.received += len(page.items) + len(page.rejected)
             totals.rejected.extend(page.rejected)
             totals.out_of_window += len(page.items) - len(kept)
+            totals.unknown_fields += sum(1 for u in page.unknown or [] if u)
         if len(kept) != len(page.items):
             log.warning(
                 "%s: %d runs outside the requested window were skipped", label, len(page.items) - len(kept)
