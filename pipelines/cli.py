@@ -98,10 +98,19 @@ def _simulate(args: argparse.Namespace) -> int:
             lean=args.lean,
         )
     )
+    rate_limit = None
+    if args.rate_limit:
+        count, _, seconds = args.rate_limit.partition("/")
+        rate_limit = (int(count), float(seconds or 10))
     faults = Faults(
         latency_s=args.latency,
         error_rate=args.error_rate,
         retry_after_every=args.retry_after_every,
+        retry_after=args.retry_after,
+        rate_limit=rate_limit,
+        truncate_requests=frozenset(int(n) for n in args.truncate_requests.split(",") if n),
+        drop_requests=frozenset(int(n) for n in args.drop_requests.split(",") if n),
+        new_run_field=args.new_run_field,
     )
     sim = Simulator(world, host=args.host, port=args.port, faults=faults)
     print(f"LangSmith simulator on {sim.url} (API key: {sim.api_key}); Ctrl-C to stop", flush=True)
@@ -142,6 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every data request")
     sim.add_argument("--error-rate", type=float, default=0.0, help="fraction of data requests answered 503")
     sim.add_argument("--retry-after-every", type=int, default=0, help="every Nth data request answers 429")
+    sim.add_argument(
+        "--retry-after", default="1", help="the Retry-After those 429s send (seconds or HTTP date)"
+    )
+    sim.add_argument(
+        "--rate-limit", help="emulated limit, N/SECONDS (e.g. 300/10): over it, 429 + Retry-After"
+    )
+    sim.add_argument(
+        "--truncate-requests", default="", help="data request numbers (1,5,...) whose body is cut"
+    )
+    sim.add_argument("--drop-requests", default="", help="data request numbers whose connection is dropped")
+    sim.add_argument("--new-run-field", help="schema drift: add this unknown key to every v2 run")
     sim.set_defaults(func=_simulate)
 
     schema = sub.add_parser("schema", help="print the data dictionary (Markdown) of every table")

@@ -6,16 +6,14 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.partitions import DAILY
 
-DAILY_TABLES = AssetSelection.groups("runs", "experiments")
-
-# In-process: the runs and experiments steps share one LangSmith resource, so the sessions list is
-# fetched once per run; each step fetches concurrently inside itself.
+# In-process: the sessions, runs and experiments steps share one LangSmith resource, so the sessions
+# list is fetched once per run and shared; each step fetches concurrently inside itself.
 daily_export_job = define_asset_job(
     "export_daily",
-    selection=DAILY_TABLES,
+    selection=AssetSelection.groups("sessions", "runs", "experiments"),
     partitions_def=DAILY,
     executor_def=in_process_executor,
-    description="Export runs and experiments for a range of UTC days.",
+    description="Today's sessions snapshot, and runs and experiments for a range of UTC days.",
 )
 
 runs_job = define_asset_job(

@@ -44,6 +44,9 @@ class LangSmithResource(ConfigurableResource):
     page_size: int = Field(default=1000, ge=1, le=1000, description="Runs per page of /api/v2/runs/query")
     slices: int = Field(default=4, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(default=4, ge=1, description="Slices fetched at once")
+    flush_rows: int = Field(
+        default=5_000, ge=1, description="Runs buffered per slice before they are flattened and written"
+    )
     requests_per_10s: int = Field(
         default=250, ge=1, description="Client-side rate limit (LangSmith Cloud allows ~300 per 10 s per key)"
     )
@@ -101,7 +104,12 @@ class LangSmithResource(ConfigurableResource):
         )
 
     def runs_options(self) -> RunsExportOptions:
-        return RunsExportOptions(page_size=self.page_size, slices=self.slices, concurrency=self.concurrency)
+        return RunsExportOptions(
+            page_size=self.page_size,
+            slices=self.slices,
+            concurrency=self.concurrency,
+            flush_rows=self.flush_rows,
+        )
 
     def wants(self, session_id: str, name: str | None) -> bool:
         """The include/exclude filters, matching a session by id or name."""

@@ -98,6 +98,9 @@ class Faults:
     truncate_requests: frozenset[int] = frozenset()
     drop_requests: frozenset[int] = frozenset()
     seed: int = 1
+    # Schema drift on the runs endpoint: a new key on every run, and a known key of the wrong type.
+    new_run_field: str | None = None
+    wrongly_typed_runs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -233,7 +236,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorised(self) -> bool:
         if self.headers.get("X-API-Key") == self.sim.api_key:
             return True
-        self._send(401, {"detail": "Invalid token"})
+        # Echo the rejected key back, as some servers do: the client must never repeat it.
+        self._send(401, {"detail": f"Invalid token: {self.headers.get('X-API-Key')}"})
         return False
 
     def _faulted(self) -> bool:
@@ -396,11 +400,22 @@ class _Handler(BaseHTTPRequestHandler):
         has_more = len(runs) > page_size
         runs = runs[:page_size]
         keys = [s.lower() for s in selects]
-        items = b",".join(_encode_run(run, keys) for run in runs)
+        items = b",".join(self._drifted(run, _encode_run(run, keys)) for run in runs)
         tail = b""
         if has_more:
             tail = b',"next_cursor":' + _encoder.encode(_encode_cursor(runs[-1]))
         self._reply(b'{"items":[' + items + b"]" + tail + b"}")
+
+    def _drifted(self, run: Run, encoded: bytes) -> bytes:
+        faults = self.sim.faults.faults
+        if faults.new_run_field is None and run.id not in faults.wrongly_typed_runs:
+            return encoded
+        item = msgspec.json.decode(encoded)
+        if faults.new_run_field is not None:
+            item[faults.new_run_field] = {"added_by": "a newer LangSmith", "n": 1}
+        if run.id in faults.wrongly_typed_runs:
+            item["total_tokens"] = "a lot"
+        return _encoder.encode(item)
 
     def _session_ids(self, body: dict[str, Any]) -> list[str] | None:
         session_ids = body.get("session_ids")
