@@ -7,6 +7,8 @@ never mutated.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -78,3 +80,50 @@ class OffsetPaginator:
             if n < self.limit:
                 return
             offset += n
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[P], depth: int = 1) -> Iterator[P]:
+    """Fetch the next ``depth`` pages in a background thread while the caller works on this one.
+
+    A cursor stream is sequential, but its next request need not wait for the current page to be
+    flattened and written. Errors of the fetching thread are raised in the caller; if the caller stops
+    early, the fetching thread stops at its next page.
+    """
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as exc:
+            slots.put(_Failed(exc))
+
+    worker = threading.Thread(target=pump, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()

@@ -100,13 +100,13 @@ class RunV2(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     total_cost: Raw = NULL
     prompt_cost: Raw = NULL
     completion_cost: Raw = NULL
-    prompt_token_details: dict[str, dict[str, Raw]] | None = None
-    completion_token_details: dict[str, dict[str, Raw]] | None = None
-    prompt_cost_details: dict[str, dict[str, Raw]] | None = None
-    completion_cost_details: dict[str, dict[str, Raw]] | None = None
+    prompt_token_details: Raw = NULL
+    completion_token_details: Raw = NULL
+    prompt_cost_details: Raw = NULL
+    completion_cost_details: Raw = NULL
     tags: list[str] | None = None
     app_path: str | None = None
-    feedback_stats: dict[str, Raw] | None = None
+    feedback_stats: Raw = NULL
 
 
 class RunsPage(msgspec.Struct):

@@ -45,7 +45,7 @@ class LangSmithResource(ConfigurableResource):
     slices: int = Field(default=4, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(default=4, ge=1, description="Slices fetched at once")
     flush_rows: int = Field(
-        default=5_000, ge=1, description="Runs buffered per slice before they are flattened and written"
+        default=2_000, ge=1, description="Runs buffered per slice before they are flattened and written"
     )
     requests_per_10s: int = Field(
         default=250, ge=1, description="Client-side rate limit (LangSmith Cloud allows ~300 per 10 s per key)"

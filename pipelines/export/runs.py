@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pipelines.client import LangSmithClient
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
-from pipelines.pagination import CursorPaginator
+from pipelines.pagination import CursorPaginator, prefetched
 from pipelines.records import RUN_SELECTS, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
 
@@ -34,7 +34,7 @@ class RunsExportOptions:
     page_size: int = 1000
     slices: int = 4
     concurrency: int = 4
-    flush_rows: int = 5_000
+    flush_rows: int = 2_000
     project_batch: int = 100
 
 
@@ -144,7 +144,8 @@ def _export_stream(
     buffer: list[RunV2] = []
     unknown: list[bytes | None] = []
     received = 0
-    for page in CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page):
+    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
+    for page in prefetched(pages):
         received += len(page.items) + len(page.rejected)
         inside = [r.start_time is not None and window[0] <= r.start_time <= window[1] for r in page.items]
         kept = list(itertools.compress(page.items, inside))

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.records import FeedbackStat
 
@@ -77,10 +78,28 @@ def describe(schema: pa.Schema) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
-    """The frame as an Arrow table with exactly ``schema`` (names, order, types, field metadata)."""
-    table = frame.select(schema.names).to_arrow()
-    return table.cast(schema)
+def conform(
+    frame: pl.DataFrame,
+    schema: pa.Schema,
+    passthrough: dict[str, pa.Array] | None = None,
+    sort_by: Sequence[str] = (),
+) -> pa.Table:
+    """The frame (plus Arrow columns that need no transform) as an Arrow table with exactly
+    ``schema``: names, order, types and field metadata, rows sorted by ``sort_by``.
+
+    Big JSON text columns are passed through in Arrow: a round trip through Polars' string views
+    would copy every byte twice for nothing.
+    """
+    extra = passthrough or {}
+    names = [n for n in schema.names if n not in extra]
+    table = frame.select(names).to_arrow()
+    for name, array in extra.items():
+        table = table.append_column(name, array)
+    table = table.select(schema.names).cast(schema)
+    if sort_by:
+        order = frame.select(pl.arg_sort_by(list(sort_by), nulls_last=True)).to_series().to_arrow()
+        table = table.take(order)
+    return table
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:
@@ -90,16 +109,16 @@ def empty_table(schema: pa.Schema) -> pa.Table:
 # --- staging: typed records -> Arrow arrays (one pass per column, no per-row dicts) ---------------
 
 
-def _raw_text(value: msgspec.Raw | None) -> bytes | None:
-    if value is None:
-        return None
-    text = bytes(value)
-    return None if text == b"null" else text
+_NULL_STRING = pa.scalar(None, pa.string())
 
 
 def raw_json(values: Iterable[msgspec.Raw | None]) -> pa.Array:
-    """Raw JSON tokens as UTF-8 text; a JSON ``null`` becomes a SQL null."""
-    return pa.array([_raw_text(v) for v in values], pa.string())
+    """Raw JSON tokens as UTF-8 text; a JSON ``null`` (or a missing value) becomes a SQL null."""
+    texts = pa.array([b"null" if v is None else bytes(v) for v in values], pa.string())
+    valid = pc.not_equal(texts, "null")
+    if pc.all(valid).as_py() is not False:  # no nulls: skip the copy if_else would make
+        return texts
+    return pc.if_else(valid, texts, _NULL_STRING)
 
 
 def json_objects(values: Iterable[Any]) -> pa.Array:
@@ -115,9 +134,14 @@ def timestamps(values: Iterable[datetime | None]) -> pa.Array:
     return pa.array(list(values), TIMESTAMP)
 
 
-def detail_category(details: Sequence[dict[str, dict[str, msgspec.Raw]] | None], category: str) -> pa.Array:
-    """One category of ``{"raw": {category: number}}`` as the raw number text (null when absent)."""
-    return raw_json(None if d is None else d.get("raw", {}).get(category) for d in details)
+def detail_category(details_json: pl.Expr, category: str) -> pl.Expr:
+    """One category of ``{"raw": {category: number}}`` (JSON text) as the number's exact text.
+
+    A regular expression over the raw text, not a JSON parser: Polars' JSON path functions re-print
+    numbers through a float, which would break exact money. The details object is flat (category →
+    number), so the key can only match where it is a key.
+    """
+    return details_json.str.extract(rf'"{category}"\s*:\s*(-?[0-9][0-9.eE+-]*)', 1)
 
 
 def money(expr: pl.Expr) -> pl.Expr:

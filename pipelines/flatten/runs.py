@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
+import msgspec.structs
 import polars as pl
 import pyarrow as pa
 
@@ -25,7 +27,6 @@ from pipelines.flatten.common import (
     feedback_stats_columns,
     feedback_stats_long,
     from_columns,
-    json_objects,
     money,
     raw_json,
     strings,
@@ -149,52 +150,65 @@ _DETAIL_FIELDS = (
 )
 
 
-def _stage(items: Sequence[RunV2], unknown: Sequence[bytes | None] | None) -> pl.DataFrame:
-    """Records → raw columns (strings, raw JSON tokens, typed scalars), one pass per field."""
-    cols: dict[str, pa.Array] = {
-        "id": strings(r.id for r in items),
-        "trace_id": strings(r.trace_id for r in items),
-        "session_id": strings(r.project_id for r in items),
-        "parent_run_ids": pa.array([r.parent_run_ids for r in items], pa.list_(pa.string())),
-        "dotted_order": strings(r.dotted_order for r in items),
-        "is_root": pa.array([r.is_root for r in items], pa.bool_()),
-        "name": strings(r.name for r in items),
-        "run_type": strings(r.run_type for r in items),
-        "status": strings(r.status for r in items),
-        "start_time": timestamps(r.start_time for r in items),
-        "end_time": timestamps(r.end_time for r in items),
-        "first_token_time": timestamps(r.first_token_time for r in items),
-        "latency_seconds": pa.array([r.latency_seconds for r in items], pa.float64()),
-        "error": strings(r.error for r in items),
-        "thread_id": strings(r.thread_id for r in items),
-        "reference_example_id": strings(r.reference_example_id for r in items),
-        "reference_dataset_id": strings(r.reference_dataset_id for r in items),
-        "is_in_dataset": pa.array([r.is_in_dataset for r in items], pa.bool_()),
-        "price_model_id": strings(r.price_model_id for r in items),
-        "tags": pa.array([r.tags for r in items], pa.list_(pa.string())),
-        "app_path": strings(r.app_path for r in items),
-        "total_tokens": pa.array([r.total_tokens for r in items], pa.int64()),
-        "prompt_tokens": pa.array([r.prompt_tokens for r in items], pa.int64()),
-        "completion_tokens": pa.array([r.completion_tokens for r in items], pa.int64()),
-        "total_cost": raw_json(r.total_cost for r in items),
-        "prompt_cost": raw_json(r.prompt_cost for r in items),
-        "completion_cost": raw_json(r.completion_cost for r in items),
-        "inputs": raw_json(r.inputs for r in items),
-        "outputs": raw_json(r.outputs for r in items),
-        "metadata": raw_json(r.metadata for r in items),
-        "extra": raw_json(r.extra for r in items),
-        "events": raw_json(r.events for r in items),
-        "feedback_stats": json_objects(r.feedback_stats for r in items),
-        "unknown_fields": unknown_json(unknown, len(items)),
-    }
-    for side, kind, categories in _DETAIL_FIELDS:
-        attr = f"{side}_{kind}_details"
-        details = [getattr(r, attr) for r in items]
-        cols[attr] = json_objects(details)
-        unit = "tokens" if kind == "token" else "cost"
-        for cat in categories:
-            cols[f"{side}_{cat}_{unit}"] = detail_category(details, cat)
-    return from_columns(cols)
+# (side, details kind, column unit, category) of every promoted details column
+_DETAIL_COLUMNS = [
+    (side, kind, "tokens" if kind == "token" else "cost", cat)
+    for side, kind, categories in _DETAIL_FIELDS
+    for cat in categories
+]
+_TOKEN_DETAIL_COLUMNS = [f"{s}_{c}_{u}" for s, _, u, c in _DETAIL_COLUMNS if u == "tokens"]
+_MONEY_COLUMNS = [
+    "total_cost",
+    "prompt_cost",
+    "completion_cost",
+    *(f"{s}_{c}_{u}" for s, _, u, c in _DETAIL_COLUMNS if u == "cost"),
+]
+
+_STRING_FIELDS = (
+    "id", "trace_id", "project_id", "dotted_order", "name", "run_type", "status", "error", "thread_id",
+    "reference_example_id", "reference_dataset_id", "price_model_id", "app_path",
+)  # fmt: skip
+_RAW_FIELDS = (
+    "total_cost", "prompt_cost", "completion_cost", "inputs", "outputs", "metadata", "extra", "events",
+    "feedback_stats", "prompt_token_details", "completion_token_details", "prompt_cost_details",
+    "completion_cost_details",
+)  # fmt: skip
+_TYPED_FIELDS: dict[str, pa.DataType] = {
+    "parent_run_ids": pa.list_(pa.string()),
+    "tags": pa.list_(pa.string()),
+    "is_root": pa.bool_(),
+    "is_in_dataset": pa.bool_(),
+    "start_time": TIMESTAMP,
+    "end_time": TIMESTAMP,
+    "first_token_time": TIMESTAMP,
+    "latency_seconds": pa.float64(),
+    "total_tokens": pa.int64(),
+    "prompt_tokens": pa.int64(),
+    "completion_tokens": pa.int64(),
+}
+
+
+# JSON text columns written as received: they never go through Polars.
+_PASSTHROUGH = ("inputs", "outputs", "extra", "events", "feedback_stats")
+
+
+def _stage(
+    items: Sequence[RunV2], unknown: Sequence[bytes | None] | None
+) -> tuple[pl.DataFrame, dict[str, pa.Array]]:
+    """Records → raw columns: the records are transposed once (C-level), then each column converted."""
+    columns = dict(
+        zip(RunV2.__struct_fields__, zip(*map(msgspec.structs.astuple, items), strict=True), strict=True)
+    )
+    staged: dict[str, pa.Array] = {}
+    for name in _STRING_FIELDS:
+        staged[name] = pa.array(columns[name], pa.string())
+    for name in _RAW_FIELDS:
+        staged[name] = raw_json(columns[name])
+    for name, type_ in _TYPED_FIELDS.items():
+        staged[name] = pa.array(columns[name], type_)
+    staged["unknown_fields"] = unknown_json(unknown, len(items))
+    passthrough = {name: staged.pop(name) for name in _PASSTHROUGH}
+    return from_columns(staged).rename({"project_id": "session_id"}), passthrough
 
 
 def flatten_runs(
@@ -206,33 +220,33 @@ def flatten_runs(
     """
     if not items:
         return RUNS.empty_table()
-    staged = _stage(items, unknown)
-    token_detail_cols = [
-        f"{side}_{cat}_tokens" for side, kind, cats in _DETAIL_FIELDS if kind == "token" for cat in cats
-    ]
-    cost_detail_cols = [
-        f"{side}_{cat}_cost" for side, kind, cats in _DETAIL_FIELDS if kind == "cost" for cat in cats
-    ]
+    staged, passthrough = _stage(items, unknown)
     frame = staged.with_columns(
+        detail_category(pl.col(f"{side}_{kind}_details"), cat).alias(f"{side}_{cat}_{unit}")
+        for side, kind, unit, cat in _DETAIL_COLUMNS
+    ).with_columns(
         pl.col("run_type").str.to_lowercase(),
         pl.col("status").str.to_lowercase(),
         pl.col("parent_run_ids").list.last().alias("parent_run_id"),
         pl.col("metadata").str.json_path_match("$.ls_model_name").alias("ls_model_name"),
         pl.col("metadata").str.json_path_match("$.ls_provider").alias("ls_provider"),
-        *(money(pl.col(c)) for c in ("total_cost", "prompt_cost", "completion_cost", *cost_detail_cols)),
-        *(pl.col(c).cast(pl.Int64) for c in token_detail_cols),
+        *(money(pl.col(c)) for c in _MONEY_COLUMNS),
+        *(pl.col(c).cast(pl.Int64) for c in _TOKEN_DETAIL_COLUMNS),
         exported_at_value(exported_at),
-    ).sort("session_id", "start_time", "id", nulls_last=True)
-    return conform(frame, RUNS)
+    )
+    return conform(frame, RUNS, passthrough, sort_by=("session_id", "start_time", "id"))
+
+
+_decode_stats = msgspec.json.Decoder(type=dict[str, msgspec.Raw]).decode
 
 
 def flatten_run_feedback_stats(items: Sequence[RunV2], exported_at: datetime) -> pa.Table:
     """One row per (run, feedback key) of the runs' ``feedback_stats``."""
-    with_stats = [r for r in items if r.feedback_stats]
+    with_stats = [r for r in items if bytes(r.feedback_stats) != b"null"]
     if not with_stats:
         return RUN_FEEDBACK_STATS.empty_table()
     long = from_columns(
-        feedback_stats_long([r.id for r in with_stats], [r.feedback_stats for r in with_stats])
+        feedback_stats_long([r.id for r in with_stats], [_decode_stats(r.feedback_stats) for r in with_stats])
     )
     owners = from_columns(
         {

@@ -31,6 +31,16 @@ MODELS = (
     ("o3-mini", "openai", Decimal("0.000001100001"), Decimal("0.0000044"), Decimal("0.00000055")),
 )
 
+# Prose-like filler for payloads: compresses like real prompts (~3x with zstd), costs nothing per run.
+_WORDS = (
+    "the", "model", "answer", "context", "retrieval", "document", "user", "assistant", "system", "tool",
+    "call", "result", "query", "token", "latency", "cost", "evaluation", "dataset", "example", "feedback",
+    "score", "trace", "span", "chain", "agent", "prompt", "output", "input", "because", "however",
+    "therefore", "summary", "analysis", "customer", "support", "order", "refund", "policy", "shipping",
+    "account",
+)  # fmt: skip
+_FILLER = " ".join(random.Random(0).choices(_WORDS, k=400_000))
+
 UNICODE_TEXT = "Grüße aus Köln 👋 — 日本語のテキスト, Ελληνικά, עברית, emoji 🧪🚀, nul:\u0000 ls:\u2028 end"
 
 
@@ -255,8 +265,12 @@ class World:
             [],
             f"{rfc3339_compact(start)}Z{run_id}",
             start,
-            {"messages": [{"role": "user", "content": "x" * self.config.payload_chars}]},
+            {"messages": [{"role": "user", "content": self._filler(rng, self.config.payload_chars)}]},
         )
+
+    def _filler(self, rng: random.Random, size: int) -> str:
+        offset = rng.randrange(len(_FILLER) - size) if size < len(_FILLER) else 0
+        return _FILLER[offset : offset + size]
 
     def _trace(
         self, rng: random.Random, project: Project, start: int, *, special: int, index: int
@@ -269,7 +283,7 @@ class World:
         if special == 3:
             inputs["document"] = "".join(rng.choice("abcdefghij ") for _ in range(50_000))
         if self.config.payload_chars:
-            inputs["padding"] = "x" * self.config.payload_chars
+            inputs["padding"] = self._filler(rng, self.config.payload_chars)
         pending = index == self.config.traces_per_project_day - 2 and project is self.tracing_projects[0]
         errored = special == 1
         cursor = start + rng.randrange(1, 50_000)

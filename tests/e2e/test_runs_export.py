@@ -123,3 +123,24 @@ def test_materialisation_reports_rows_pages_and_schema(
     assert meta["pages"] >= 1 and meta["retries"] == 0
     assert meta["bytes"] > 0 and meta["files"] >= 1
     assert [c.name for c in meta["dagster/column_schema"].columns] == RUNS.names
+
+
+def test_output_is_the_same_whatever_the_slicing_and_concurrency(
+    api_env: Simulator, tmp_path: Path, instance: DagsterInstance
+) -> None:
+    contents = []
+    for slices, concurrency in ((1, 1), (8, 8)):
+        root = tmp_path / f"s{slices}"
+        for day in DAYS:
+            _materialize(api_env, root, instance, day.isoformat(), slices=slices, concurrency=concurrency)
+        contents.append(
+            {
+                table: sorted(
+                    duckdb.sql(f"select * exclude (exported_at) from {_source(root, table)}").fetchall(),
+                    key=repr,
+                )
+                for table in ("runs", "run_feedback_stats")
+            }
+        )
+    assert contents[0] == contents[1]
+    assert len(contents[0]["runs"]) > 100

@@ -52,7 +52,8 @@ def test_runs_are_typed_exact_and_sorted() -> None:
     assert llm["completion_reasoning_tokens"] == 4
     assert llm["prompt_cache_read_cost"] == Decimal("0.000000123457")  # rounded at the 12th place
     assert llm["completion_reasoning_cost"] == Decimal("0.000000250000")
-    assert '"brand_new":3' in llm["prompt_token_details"]  # unknown categories kept in the JSON
+    # every category, known or not, kept as the JSON text the API sent
+    assert llm["prompt_token_details"] == '{"raw": {"cache_read": 7, "audio": 0, "brand_new": 3}}'
     assert llm["ls_model_name"] == "gpt-4o-mini" and llm["ls_provider"] == "openai"
     # inputs are byte-exact JSON text: escapes and a number beyond float precision untouched
     assert llm["inputs"] == (

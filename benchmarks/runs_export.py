@@ -1,0 +1,350 @@
+"""Benchmark of the runs export against the simulator, with a baseline and a naive path to compare.
+
+    python benchmarks/runs_export.py                      # 50,000 runs of ~7 KB, 300 ms pages
+    python benchmarks/runs_export.py --memory             # also peak RSS of a 50k vs a 500k-run day
+    python benchmarks/runs_export.py --tiny               # seconds: what CI runs, to prove it runs
+
+Every measurement runs in a fresh child process (so peak RSS is its own) against a simulator in
+another process, and prints one JSON line; the parent prints the table and the ratios. Numbers are
+comparable only within one invocation (machines here are noisy).
+
+Phases:
+  ours@latency      our export (time slices, concurrency, rate limiter) with page latency
+  baseline@latency  a careful hand-written loop: sequential cursor, resp.json(), one DataFrame, one write
+  processing/ours   decode + flatten + write of the same pages already in memory (one thread)
+  processing/naive  orjson.loads -> pl.DataFrame(list of dicts, scalar schema) -> write_parquet
+  ours@0ms          our export end to end over HTTP with no latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+
+DAY = date(2024, 1, 1)
+START, END = "2024-01-01T00:00:00.000000Z", "2024-01-01T23:59:59.999999Z"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps({**fields, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
+
+
+# --- the simulator, in its own process -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SimulatorProcess:
+    def __init__(self, runs: int, payload: int, latency: float, rate_limit: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable, "-m", "pipelines.cli", "simulate", "--port", str(self.port), "--lean",
+            "--first-day", DAY.isoformat(), "--days", "1", "--projects", "4", "--traces", str(runs // 4),
+            "--payload-chars", str(payload), "--latency", str(latency),
+        ]  # fmt: skip
+        if rate_limit:
+            command += ["--rate-limit", rate_limit]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self.key = "lsv2_sim_0123456789abcdef"
+
+    def __enter__(self) -> SimulatorProcess:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/info", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        # Generate the day before anything is timed.
+        with httpx.Client(base_url=self.url, headers={"X-API-Key": self.key}, timeout=600) as client:
+            ids = [s["id"] for s in client.get("/api/v1/sessions").json()]
+            client.post("/api/v2/runs/query", json=_body(ids, 1)).raise_for_status()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def _body(project_ids: list[str], page_size: int) -> dict[str, object]:
+    from pipelines.records import RUN_SELECTS
+
+    return {
+        "project_ids": project_ids,
+        "min_start_time": START,
+        "max_start_time": END,
+        "selects": list(RUN_SELECTS),
+        "page_size": page_size,
+        "sort_order": "ASC",
+    }
+
+
+# --- the phases, each in a child process ----------------------------------------------------------
+
+
+def phase_ours(args: argparse.Namespace) -> None:
+    from pipelines.client import LangSmithClient, RateLimiter
+    from pipelines.export import RunsExportOptions, export_runs_partition, fetch_sessions
+    from pipelines.sink import ParquetOptions, ParquetSink
+
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        with LangSmithClient(
+            api_key=args.key,
+            endpoint=args.endpoint,
+            rate_limiter=RateLimiter(args.rate, 10.0),
+            max_connections=args.concurrency * 2,
+        ) as client:
+            sessions = fetch_sessions(client).items
+            sink = ParquetSink(root, ParquetOptions(compression_level=args.level))
+            result = export_runs_partition(
+                client,
+                sink,
+                DAY,
+                [s.id for s in sessions],
+                exported_at=datetime.now(UTC),
+                options=RunsExportOptions(slices=args.slices, concurrency=args.concurrency),
+            )
+            elapsed = time.perf_counter() - started
+            emit(
+                runs=result.tables["runs"].rows,
+                seconds=elapsed,
+                json_mb=client.stats.bytes_received / 1e6,
+                requests=client.stats.requests,
+                retries=client.stats.retries,
+            )
+
+
+def phase_baseline(args: argparse.Namespace) -> None:
+    """What a careful user writes by hand: a sequential cursor loop, dicts, one DataFrame, one write."""
+    import polars as pl
+
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        headers = {"X-API-Key": args.key}
+        requests = 0
+        with httpx.Client(base_url=args.endpoint, headers=headers, timeout=600) as client:
+            ids = [s["id"] for s in client.get("/api/v1/sessions").json()]
+            body = _body(ids, 1000)
+            rows: list[dict] = []
+            received = 0
+            while True:
+                response = client.post("/api/v2/runs/query", json=body)
+                requests += 1
+                if response.status_code == 429:  # a careful user honours Retry-After too
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue
+                response.raise_for_status()
+                received += len(response.content)
+                page = response.json()
+                rows.extend(page["items"])
+                if not page.get("next_cursor"):
+                    break
+                body = {**body, "cursor": page["next_cursor"]}
+        frame = pl.DataFrame(rows, infer_schema_length=None)
+        frame.write_parquet(Path(root) / "runs.parquet")
+        emit(
+            runs=frame.height,
+            seconds=time.perf_counter() - started,
+            json_mb=received / 1e6,
+            requests=requests,
+        )
+
+
+def phase_fetch_pages(args: argparse.Namespace) -> None:
+    """Save the day's pages to files, for the in-memory processing phases."""
+    with httpx.Client(base_url=args.endpoint, headers={"X-API-Key": args.key}, timeout=600) as client:
+        ids = [s["id"] for s in client.get("/api/v1/sessions").json()]
+        body = _body(ids, 1000)
+        n = 0
+        while True:
+            content = client.post("/api/v2/runs/query", json=body).raise_for_status().content
+            Path(args.pages, f"{n:05d}.json").write_bytes(content)
+            n += 1
+            cursor = json.loads(content).get("next_cursor")
+            if not cursor:
+                break
+            body = {**body, "cursor": cursor}
+    emit(pages=n)
+
+
+def _load_pages(folder: str) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(Path(folder).glob("*.json"))]
+
+
+def phase_process_ours(args: argparse.Namespace) -> None:
+    import pyarrow.parquet as pq
+
+    from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
+    from pipelines.records import decode_runs_page
+
+    pages = _load_pages(args.pages)
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        runs_writer = pq.ParquetWriter(
+            f"{root}/runs.parquet", RUNS, compression="zstd", compression_level=args.level
+        )
+        stats_writer = pq.ParquetWriter(f"{root}/stats.parquet", RUN_FEEDBACK_STATS, compression="zstd")
+        n = 0
+        for content in pages:
+            page = decode_runs_page(content)
+            runs_writer.write_table(flatten_runs(page.items, now))
+            stats_writer.write_table(flatten_run_feedback_stats(page.items, now))
+            n += len(page.items)
+        runs_writer.close()
+        stats_writer.close()
+        emit(runs=n, seconds=time.perf_counter() - started, json_mb=sum(map(len, pages)) / 1e6)
+
+
+def phase_process_naive(args: argparse.Namespace) -> None:
+    import orjson
+    import polars as pl
+
+    # The scalar columns declared; objects (inputs, outputs, details, ...) left to inference, as a
+    # user must when a DataFrame is built from a list of dicts.
+    schema = {
+        "id": pl.String, "trace_id": pl.String, "project_id": pl.String, "name": pl.String,
+        "run_type": pl.String, "status": pl.String, "start_time": pl.String, "end_time": pl.String,
+        "total_tokens": pl.Int64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
+        "total_cost": pl.Float64, "prompt_cost": pl.Float64, "completion_cost": pl.Float64,
+    }  # fmt: skip
+    pages = _load_pages(args.pages)
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        rows = [item for content in pages for item in orjson.loads(content)["items"]]
+        frame = pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)
+        frame.write_parquet(Path(root) / "runs.parquet")
+        emit(runs=frame.height, seconds=time.perf_counter() - started, json_mb=sum(map(len, pages)) / 1e6)
+
+
+PHASES = {
+    "_ours": phase_ours,
+    "_baseline": phase_baseline,
+    "_fetch_pages": phase_fetch_pages,
+    "_process_ours": phase_process_ours,
+    "_process_naive": phase_process_naive,
+}
+
+
+def child(phase: str, **options: object) -> dict:
+    command = [sys.executable, __file__, phase]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{phase} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def show(name: str, r: dict) -> None:
+    rate = r["runs"] / r["seconds"]
+    r["runs_per_s"] = rate
+    extra = "".join(f"  {k}={r[k]}" for k in ("requests", "retries") if k in r)
+    print(
+        f"{name:<20} {r['runs']:>9,} runs {r['seconds']:>8.2f} s {rate:>10,.0f} runs/s "
+        f"{r['json_mb'] / r['seconds']:>7.1f} MB/s JSON  peak RSS {r['peak_rss_mb']:>7.1f} MB{extra}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("phase", nargs="?", default="all", choices=["all", *PHASES])
+    parser.add_argument("--runs", type=int, default=50_000, help="runs in the simulated day")
+    parser.add_argument("--payload-chars", type=int, default=6_500, help="characters of input text per run")
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
+    parser.add_argument("--slices", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=int, default=300, help="requests per 10 s (LangSmith Cloud's limit)")
+    parser.add_argument("--level", type=int, default=3, help="zstd level")
+    parser.add_argument(
+        "--memory", action="store_true", help="also compare peak RSS of 50k and 500k-run days"
+    )
+    parser.add_argument("--tiny", action="store_true", help="a few thousand runs: proves the script runs")
+    # child-only options
+    parser.add_argument("--endpoint")
+    parser.add_argument("--key")
+    parser.add_argument("--pages")
+    args = parser.parse_args()
+    if args.phase != "all":
+        PHASES[args.phase](args)
+        return
+    if args.tiny:
+        args.runs, args.latency, args.payload_chars = 2_000, 0.05, 1_000
+    ours_opts = {
+        "slices": args.slices,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "level": args.level,
+    }
+    print(
+        f"{args.runs:,} runs/day, ~{args.payload_chars:,} chars of input per run, 1000-run pages, "
+        f"{args.latency * 1000:.0f} ms latency, rate limit {args.rate}/10s (simulator and client), "
+        f"{args.slices} slices x {args.concurrency} concurrent, zstd-{args.level}; {os.cpu_count()} cores\n"
+    )
+    results: dict[str, dict] = {}
+    limit = f"{args.rate}/10"
+    with SimulatorProcess(args.runs, args.payload_chars, args.latency, limit) as sim:
+        key = {"endpoint": sim.url, "key": sim.key}
+        results["ours@latency"] = child("_ours", **key, **ours_opts)
+        results["baseline@latency"] = child("_baseline", **key)
+    with (
+        tempfile.TemporaryDirectory() as pages,
+        SimulatorProcess(args.runs, args.payload_chars, 0, limit) as sim,
+    ):
+        key = {"endpoint": sim.url, "key": sim.key}
+        child("_fetch_pages", **key, pages=pages)
+        results["processing/ours"] = child("_process_ours", pages=pages, level=args.level)
+        results["processing/naive"] = child("_process_naive", pages=pages)
+        results["ours@0ms"] = child("_ours", **key, **ours_opts)
+    for name, r in results.items():
+        show(name, r)
+    rate = {name: r["runs_per_s"] for name, r in results.items()}
+    print()
+    ratios = [
+        (
+            f"ours / baseline, {args.latency * 1000:.0f} ms pages",
+            rate["ours@latency"] / rate["baseline@latency"],
+        ),
+        ("processing ours / naive", rate["processing/ours"] / rate["processing/naive"]),
+    ]
+    for label, value in ratios:
+        print(f"{label:<34} {value:6.1f}x")
+    print(f"{'end to end (0 ms) / processing':<34} {rate['ours@0ms'] / rate['processing/ours']:6.0%}")
+    print("(targets: >= 10x, >= 2x, >= 60%)")
+    if args.memory:
+        small, big = (5_000, 50_000) if args.tiny else (50_000, 500_000)
+        peaks = {}
+        for runs in (small, big):
+            with SimulatorProcess(runs, args.payload_chars, 0, None) as sim:
+                r = child("_ours", endpoint=sim.url, key=sim.key, **{**ours_opts, "rate": 100_000})
+                show(f"memory {runs:,}", r)
+                peaks[runs] = r["peak_rss_mb"]
+        ratio = peaks[big] / peaks[small]
+        print(f"peak RSS {big:,} / {small:,} runs: {ratio:.2f}x (targets: <= 1.5x, and under 1024 MB)")
+
+
+if __name__ == "__main__":
+    main()
