@@ -38,7 +38,7 @@ def table_metadata(schema: pa.Schema, infos: Iterable[PartitionInfo]) -> dict[st
         "rows": sum(i.rows for i in infos),
         "bytes": sum(i.bytes for i in infos),
         "files": sum(i.files for i in infos),
-        "partition_paths": MetadataValue.json([i.path for i in infos]),
+        "partition_paths": MetadataValue.json([i.uri or i.path for i in infos]),
     }
 
 
@@ -76,8 +76,8 @@ def check_result(table: str, name: str, outcome: CheckOutcome) -> AssetCheckResu
 def table_checks(
     table: str, schema: pa.Schema, infos: Iterable[PartitionInfo], keys: list[str]
 ) -> list[AssetCheckResult]:
-    paths = [i.path for i in infos]
+    written = list(infos)
     return [
-        check_result(table, "unique_keys", check_unique(paths, keys)),
-        check_result(table, "schema_unchanged", check_schema(paths, schema)),
+        check_result(table, "unique_keys", check_unique(written, keys)),
+        check_result(table, "schema_unchanged", check_schema(written, schema)),
     ]

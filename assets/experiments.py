@@ -101,7 +101,7 @@ def experiments(
         "reconciled_with_api",
         check_reconciled(
             sum(r.api_runs for r in results),
-            [r.tables["experiment_runs"].path for r in results],
+            [r.tables["experiment_runs"] for r in results],
             sum(r.rejected_runs for r in results),
         ),
     )

@@ -90,7 +90,7 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
         "reconciled_with_api",
         check_reconciled(
             sum(r.received for r in results),
-            [i.path for i in runs_infos],
+            runs_infos,
             sum(r.rejected for r in results),
             sum(r.out_of_window for r in results),
         ),

@@ -65,7 +65,7 @@ def sessions(context: AssetExecutionContext, langsmith: LangSmithResource, expor
     yield check_result(
         "sessions",
         "reconciled_with_api",
-        check_reconciled(result.sessions + result.rejected, [infos["sessions"].path], result.rejected),
+        check_reconciled(result.sessions + result.rejected, [infos["sessions"]], result.rejected),
     )
     yield from table_checks(
         "session_feedback_stats",

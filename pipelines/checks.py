@@ -1,18 +1,21 @@
 """Data checks on what an export wrote, read back from the Parquet files (no Dagster here).
 
 Each returns a ``CheckOutcome``; the asset families turn them into Dagster asset check results.
+They read through the partition's own filesystem, so they check S3 exports as they check local ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from pipelines.sink import PartitionInfo
 
 
 @dataclass
@@ -22,54 +25,66 @@ class CheckOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def partition_files(paths: Sequence[str]) -> list[Path]:
-    return sorted(f for p in paths for f in Path(p).glob("*.parquet"))
+def partition_files(info: PartitionInfo) -> tuple[pafs.FileSystem, list[str]]:
+    fs = info.filesystem or pafs.LocalFileSystem()
+    found = fs.get_file_info(pafs.FileSelector(info.path, allow_not_found=True))
+    return fs, sorted(f.path for f in found if f.type == pafs.FileType.File and f.path.endswith(".parquet"))
 
 
-def check_unique(paths: Sequence[str], keys: Sequence[str]) -> CheckOutcome:
+def check_unique(infos: Sequence[PartitionInfo], keys: Sequence[str]) -> CheckOutcome:
     """No key appears twice within a written partition."""
     dupes = 0
     examples: list[str] = []
-    for path in paths:
-        files = partition_files([path])
+    for info in infos:
+        fs, files = partition_files(info)
         if not files:
             continue
-        counts = pl.scan_parquet(files).group_by(list(keys)).len().filter(pl.col("len") > 1).collect()
+        frame = pl.from_arrow(pq.read_table(files, columns=list(keys), filesystem=fs))
+        assert isinstance(frame, pl.DataFrame)
+        counts = frame.group_by(list(keys)).len().filter(pl.col("len") > 1)
         dupes += counts.height
         examples.extend(str(row) for row in counts.head(3).select(keys).rows())
     return CheckOutcome(
         dupes == 0,
-        f"{len(keys)}-column key {tuple(keys)} unique in every partition"
+        f"key {tuple(keys)} unique in every partition"
         if dupes == 0
         else f"{dupes} duplicated keys {tuple(keys)}",
         {"duplicated_keys": dupes, "examples": examples[:3]},
     )
 
 
-def check_schema(paths: Sequence[str], schema: pa.Schema) -> CheckOutcome:
+def check_schema(infos: Sequence[PartitionInfo], schema: pa.Schema) -> CheckOutcome:
     """Every file has exactly the declared schema (names, order, types, nullability)."""
     bad = []
-    files = partition_files(paths)
-    for f in files:
-        written = pq.read_schema(f)
-        if not written.equals(schema, check_metadata=False) or [x.nullable for x in written] != [
-            x.nullable for x in schema
-        ]:
-            bad.append(str(f))
+    checked = 0
+    for info in infos:
+        fs, files = partition_files(info)
+        for path in files:
+            checked += 1
+            written = pq.read_schema(path, filesystem=fs)
+            same_types = written.equals(schema, check_metadata=False)
+            if not same_types or [x.nullable for x in written] != [x.nullable for x in schema]:
+                bad.append(path)
     return CheckOutcome(
         not bad,
-        f"{len(files)} file(s) match the declared schema" if not bad else f"{len(bad)} file(s) differ",
-        {"files_checked": len(files), "mismatched": bad[:5]},
+        f"{checked} file(s) match the declared schema" if not bad else f"{len(bad)} file(s) differ",
+        {"files_checked": checked, "mismatched": bad[:5]},
     )
 
 
-def written_rows(paths: Sequence[str]) -> int:
-    return sum(pq.read_metadata(f).num_rows for f in partition_files(paths))
+def written_rows(infos: Sequence[PartitionInfo]) -> int:
+    total = 0
+    for info in infos:
+        fs, files = partition_files(info)
+        total += sum(pq.read_metadata(path, filesystem=fs).num_rows for path in files)
+    return total
 
 
-def check_reconciled(api_items: int, paths: Sequence[str], rejected: int, skipped: int = 0) -> CheckOutcome:
+def check_reconciled(
+    api_items: int, infos: Sequence[PartitionInfo], rejected: int, skipped: int = 0
+) -> CheckOutcome:
     """Every item the API returned is either in the table, in ``_rejected``, or was skipped on purpose."""
-    rows = written_rows(paths)
+    rows = written_rows(infos)
     accounted = rows + rejected + skipped
     return CheckOutcome(
         accounted == api_items,
