@@ -97,7 +97,8 @@ class StagedPartition:
         with self._lock:
             writer = self._writers.get(file_name)
             if writer is None:
-                self.sink.fs.create_dir(self.staged_dir, recursive=True)
+                if self.sink.local:  # object stores need no folders (and would keep marker objects)
+                    self.sink.fs.create_dir(self.staged_dir, recursive=True)
                 options = self.sink.options
                 writer = pq.ParquetWriter(
                     f"{self.staged_dir}/{file_name}",
