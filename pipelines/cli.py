@@ -130,6 +130,27 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ddl(args: argparse.Namespace) -> int:
+    from pipelines.ddl import ddl
+
+    root = args.root or os.environ.get("LANGSMITH_EXPORT_ROOT") or "./langsmith-data"
+    print(ddl(args.dialect, root, dataset=args.dataset, stage=args.stage), end="")
+    return 0
+
+
+def _duckdb(args: argparse.Namespace) -> int:
+    from pipelines.ddl import write_duckdb
+
+    root = args.root or os.environ.get("LANGSMITH_EXPORT_ROOT") or "./langsmith-data"
+    if "://" not in root:
+        root = str(Path(root).resolve())
+    missing = write_duckdb(args.path, root)
+    print(f"wrote {args.path}: one view per table over {root}")
+    if missing:
+        print(f"no files yet, so no view: {', '.join(missing)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="langsmith-export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     schema = sub.add_parser("schema", help="print the data dictionary (Markdown) of every table")
     schema.add_argument("--readme", help="rewrite the data dictionary section of this README instead")
     schema.set_defaults(func=_schema)
+
+    ddl = sub.add_parser("ddl", help="print external-table / view statements for every table")
+    ddl.add_argument("--dialect", required=True, choices=["duckdb", "bigquery", "snowflake", "athena"])
+    ddl.add_argument("--root", help="where the tables are, as the warehouse sees it (s3://, gs://, a path)")
+    ddl.add_argument("--dataset", default="langsmith", help="BigQuery dataset")
+    ddl.add_argument("--stage", default="langsmith_stage", help="Snowflake stage pointing at the root")
+    ddl.set_defaults(func=_ddl)
+
+    duck = sub.add_parser("duckdb", help="write a DuckDB database file with a view per table")
+    duck.add_argument("path", help="the .duckdb file to write")
+    duck.add_argument("--root", help="export root (default LANGSMITH_EXPORT_ROOT or ./langsmith-data)")
+    duck.set_defaults(func=_duckdb)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -213,3 +213,34 @@ def test_readme_queries_run_unchanged_on_the_export(lake: Path) -> None:
     for statement, rows in results:
         if statement.startswith("select") or statement.startswith("with"):
             assert rows, f"README query returned nothing:\n{statement}"
+
+
+def test_duckdb_file_runs_the_readme_queries_unchanged(lake: Path, tmp_path: Path) -> None:
+    from pipelines.ddl import write_duckdb
+
+    database = tmp_path / "lake.duckdb"
+    assert write_duckdb(database, str(lake)) == ["_rejected"]  # nothing rejected, so no files, no view
+    con = duckdb.connect(str(database), read_only=True)
+    # every view has exactly the declared column types
+    from pipelines.ddl import column_type
+
+    for doc in TABLES:
+        if doc.name == "_rejected":
+            continue
+        described = {row[0]: row[1] for row in con.execute(f"describe {doc.name}").fetchall()}
+        for field in doc.schema:
+            declared = con.execute(
+                f"select typeof(cast(null as {column_type('duckdb', field.type)}))"
+            ).fetchall()
+            assert described[field.name] == declared[0][0], field.name
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Queries", 1)[1].split("\n## ", 1)[0]
+    queries = [
+        s.strip()
+        for block in re.findall(r"```sql\n(.*?)```", section, re.S)
+        for s in block.split(";")
+        if s.strip() and not s.strip().startswith("create")
+    ]
+    assert len(queries) >= 6
+    for query in queries:
+        assert con.execute(query).fetchall(), query
