@@ -1,6 +1,7 @@
 """The runs family: ``runs`` and ``run_feedback_stats``, one multi-asset per daily partition range."""
 
 import time
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_a
 from assets.common import check_result, check_specs, table_checks, table_metadata
 from pipelines.checks import check_reconciled
 from pipelines.export import export_runs_partition
+from pipelines.export.chunks import process_pool
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.partitions import BACKFILL, DAILY
 from pipelines.resources import LangSmithResource, ParquetSinkResource
@@ -41,7 +43,10 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
     started = time.monotonic()
     sink = export_root.sink()
     results = []
-    with langsmith.client() as client:
+    options = langsmith.runs_options()
+    with langsmith.client() as client, ExitStack() as stack:
+        # One pool of worker processes for the whole partition range, not one per day.
+        pool = stack.enter_context(process_pool(options.workers)) if options.workers else None
         sessions = langsmith.sessions(client).items
         context.log.info(
             "exporting runs of %d sessions for %d day(s)", len(sessions), len(context.partition_keys)
@@ -53,7 +58,8 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
                 date.fromisoformat(key),
                 [s.id for s in sessions],
                 exported_at=exported_at,
-                options=langsmith.runs_options(),
+                options=options,
+                pool=pool,
             )
             context.log.info(
                 "%s: %d runs, %d feedback-stat rows, %d pages, %d rejected, %d with unknown fields",

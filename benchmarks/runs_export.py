@@ -123,10 +123,14 @@ def phase_ours(args: argparse.Namespace) -> None:
                 DAY,
                 [s.id for s in sessions],
                 exported_at=datetime.now(UTC),
-                options=RunsExportOptions(slices=args.slices, concurrency=args.concurrency),
+                options=RunsExportOptions(
+                    slices=args.slices, concurrency=args.concurrency, workers=args.workers
+                ),
             )
             elapsed = time.perf_counter() - started
+            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             emit(
+                workers_peak_rss_mb=round(children, 1),
                 runs=result.tables["runs"].rows,
                 seconds=elapsed,
                 json_mb=client.stats.bytes_received / 1e6,
@@ -260,7 +264,7 @@ def child(phase: str, **options: object) -> dict:
 def show(name: str, r: dict) -> None:
     rate = r["runs"] / r["seconds"]
     r["runs_per_s"] = rate
-    extra = "".join(f"  {k}={r[k]}" for k in ("requests", "retries") if k in r)
+    extra = "".join(f"  {k}={r[k]}" for k in ("requests", "retries", "workers_peak_rss_mb") if k in r)
     print(
         f"{name:<20} {r['runs']:>9,} runs {r['seconds']:>8.2f} s {rate:>10,.0f} runs/s "
         f"{r['json_mb'] / r['seconds']:>7.1f} MB/s JSON  peak RSS {r['peak_rss_mb']:>7.1f} MB{extra}"
@@ -277,6 +281,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for decode/flatten/write")
     parser.add_argument("--rate", type=int, default=300, help="requests per 10 s (LangSmith Cloud's limit)")
     parser.add_argument("--level", type=int, default=3, help="zstd level")
     parser.add_argument(
@@ -296,13 +301,15 @@ def main() -> None:
     ours_opts = {
         "slices": args.slices,
         "concurrency": args.concurrency,
+        "workers": args.workers,
         "rate": args.rate,
         "level": args.level,
     }
     print(
         f"{args.runs:,} runs/day, ~{args.payload_chars:,} chars of input per run, 1000-run pages, "
         f"{args.latency * 1000:.0f} ms latency, rate limit {args.rate}/10s (simulator and client), "
-        f"{args.slices} slices x {args.concurrency} concurrent, zstd-{args.level}; {os.cpu_count()} cores\n"
+        f"{args.slices} slices x {args.concurrency} concurrent, {args.workers} worker processes, "
+        f"zstd-{args.level}; {os.cpu_count()} cores\n"
     )
     results: dict[str, dict] = {}
     limit = f"{args.rate}/10"

@@ -44,6 +44,11 @@ class LangSmithResource(ConfigurableResource):
     page_size: int = Field(default=1000, ge=1, le=1000, description="Runs per page of /api/v2/runs/query")
     slices: int = Field(default=4, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(default=4, ge=1, description="Slices fetched at once")
+    workers: int = Field(
+        default=2,
+        ge=0,
+        description="Processes that decode, flatten and write runs; 0: the fetching threads do it",
+    )
     flush_rows: int = Field(
         default=2_000, ge=1, description="Runs buffered per slice before they are flattened and written"
     )

@@ -60,6 +60,17 @@ class PartitionInfo:
     filesystem: pafs.FileSystem | None = field(default=None, repr=False)
 
 
+def parquet_writer_options(options: ParquetOptions) -> dict[str, object]:
+    """The Parquet writer settings every file of every table is written with."""
+    return {
+        "compression": options.compression,
+        "compression_level": options.compression_level,
+        "use_dictionary": ["run_type", "status", "session_id", "name", "feedback_key"],
+        "write_statistics": True,
+        "store_schema": True,
+    }
+
+
 def resolve_root(root: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str, str]:
     """(filesystem, path within it, display URI) for a local path or an ``s3://`` / ``gs://`` URI.
 
@@ -99,21 +110,26 @@ class StagedPartition:
             if writer is None:
                 if self.sink.local:  # object stores need no folders (and would keep marker objects)
                     self.sink.fs.create_dir(self.staged_dir, recursive=True)
-                options = self.sink.options
                 writer = pq.ParquetWriter(
                     f"{self.staged_dir}/{file_name}",
                     self.schema,
                     filesystem=self.sink.fs,
-                    compression=options.compression,
-                    compression_level=options.compression_level,
-                    use_dictionary=["run_type", "status", "session_id", "name", "feedback_key"],
-                    write_statistics=True,
-                    store_schema=True,
+                    **parquet_writer_options(self.sink.options),  # type: ignore[arg-type]
                 )
                 self._writers[file_name] = writer
             self._rows += table.num_rows
         # A ParquetWriter is never shared across threads: each slice writes its own file.
         writer.write_table(table, row_group_size=self.sink.options.row_group_rows)
+
+    def file_path(self, file_name: str) -> str:
+        """Where a file written outside ``write`` (e.g. by a worker process) must go."""
+        if self.sink.local:
+            self.sink.fs.create_dir(self.staged_dir, recursive=True)
+        return f"{self.staged_dir}/{file_name}"
+
+    def add_rows(self, rows: int) -> None:
+        with self._lock:
+            self._rows += rows
 
     def commit(self) -> PartitionInfo:
         """Close the files and publish them in place of the old partition."""

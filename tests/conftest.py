@@ -42,7 +42,10 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
         yield inst
 
 
-def resources_for(sim: Simulator, root: Path, **langsmith: object) -> dict[str, object]:
+def resources_for(sim: Simulator, root: Path | str, **langsmith: object) -> dict[str, object]:
+    """Resources against the simulator. Runs are processed in the fetching threads (``workers=0``)
+    unless a test asks for worker processes: spawning them costs seconds per materialisation."""
+    langsmith.setdefault("workers", 0)
     return {
         "langsmith": LangSmithResource(endpoint=sim.url, **langsmith),  # type: ignore[arg-type]
         "export_root": ParquetSinkResource(root=str(root)),

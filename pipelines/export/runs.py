@@ -1,32 +1,37 @@
 """Exporting one daily partition of runs: time slices fetched concurrently, streamed to Parquet.
 
 A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects,
-fetched by at most ``concurrency`` threads sharing one client (and its rate limiter). Each stream
-flushes every ``flush_rows`` records into its own file, so memory is bounded by concurrency x flush
-size, never by the size of the day. File names depend only on (slice, batch): the output does not
+fetched by at most ``concurrency`` threads sharing one client (and its rate limiter); each stream
+prefetches its next page while the current ones are processed. Every ``flush_rows`` runs of a stream
+become one chunk, processed (decode, flatten, write one file per table) in the stream's thread or, with
+``workers``, in a pool of processes so every core works. Memory is bounded by concurrency x chunk size,
+never by the size of the day. File names depend only on (batch, slice, chunk): the output does not
 depend on timing.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from pipelines.client import LangSmithClient
+from pipelines.export.chunks import ChunkResult, ChunkTask, process_chunk, process_pool
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
-from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
+from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.pagination import CursorPaginator, prefetched
-from pipelines.records import RUN_SELECTS, Rejected, RunV2, decode_runs_page
+from pipelines.records import RUN_SELECTS, Rejected, decode_runs_envelope
 from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
 
 log = logging.getLogger(__name__)
 
 RUNS_QUERY_PATH = "/api/v2/runs/query"
+# Chunks a stream may have queued in worker processes before it waits (bounds the parent's memory).
+MAX_CHUNKS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class RunsExportOptions:
     concurrency: int = 4
     flush_rows: int = 2_000
     project_batch: int = 100
+    workers: int = 0  # processes that decode, flatten and write; 0: the fetching threads do it
 
 
 @dataclass
@@ -71,10 +77,12 @@ def export_runs_partition(
     *,
     exported_at: datetime,
     options: RunsExportOptions | None = None,
+    pool: Executor | None = None,
 ) -> RunsExportResult:
     """Fetch every run that started on ``day`` (UTC) and replace the day's partitions of ``runs``,
     ``run_feedback_stats`` and ``_rejected``. Nothing replaces the old partitions unless the whole day
-    was fetched and written."""
+    was fetched and written. ``pool``: worker processes to reuse across partitions (else, with
+    ``options.workers``, a pool is started for this call)."""
     opts = options or RunsExportOptions()
     value = day.isoformat()
     staged = {
@@ -90,10 +98,27 @@ def export_runs_partition(
         for s_index, window in enumerate(time_slices(day, opts.slices))
     ]
     try:
-        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="runs") as pool:
+        with ExitStack() as stack:
+            if pool is None and opts.workers > 0:
+                pool = stack.enter_context(process_pool(opts.workers))
+            threads = stack.enter_context(
+                ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="runs")
+            )
             futures = [
-                pool.submit(
-                    _export_stream, client, staged, day, s, b, window, batch, opts, exported_at, totals
+                threads.submit(
+                    _export_stream,
+                    client,
+                    sink,
+                    staged,
+                    day,
+                    s,
+                    b,
+                    window,
+                    batch,
+                    opts,
+                    exported_at,
+                    totals,
+                    pool,
                 )
                 for s, b, window, batch in streams
             ]
@@ -121,6 +146,7 @@ def export_runs_partition(
 
 def _export_stream(
     client: LangSmithClient,
+    sink: ParquetSink,
     staged: dict[str, StagedPartition],
     day: date,
     slice_index: int,
@@ -130,6 +156,7 @@ def _export_stream(
     opts: RunsExportOptions,
     exported_at: datetime,
     totals: _Totals,
+    pool: Executor | None,
 ) -> None:
     body = {
         "project_ids": project_ids,
@@ -139,42 +166,49 @@ def _export_stream(
         "page_size": opts.page_size,
         "sort_order": "ASC",
     }
-    file_name = f"part-{batch_index:03d}-{slice_index:03d}.parquet"
     label = f"{day} slice {slice_index} batch {batch_index} "
-    buffer: list[RunV2] = []
-    unknown: list[bytes | None] = []
-    received = 0
-    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
+    pages_per_chunk = max(1, opts.flush_rows // opts.page_size)
+    in_flight: list[Future[ChunkResult]] = []
+    chunk: list[bytes] = []
+    chunks = 0
+
+    def submit() -> None:
+        nonlocal chunk, chunks
+        name = f"part-{batch_index:03d}-{slice_index:03d}-{chunks:05d}.parquet"
+        task = ChunkTask(
+            pages=chunk,
+            window=window,
+            root=sink.root_uri,
+            files={t: staged[t].file_path(name) for t in ("runs", "run_feedback_stats")},
+            exported_at=exported_at,
+            options=sink.options,
+        )
+        chunk, chunks = [], chunks + 1
+        if pool is None:
+            _account(staged, totals, process_chunk(task), label)
+            return
+        in_flight.append(pool.submit(process_chunk, task))
+        while len(in_flight) > MAX_CHUNKS_IN_FLIGHT:
+            _account(staged, totals, in_flight.pop(0).result(), label)
+
+    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_envelope)
     for page in prefetched(pages):
-        received += len(page.items) + len(page.rejected)
-        inside = [r.start_time is not None and window[0] <= r.start_time <= window[1] for r in page.items]
-        kept = list(itertools.compress(page.items, inside))
-        with totals.lock:
-            totals.received += len(page.items) + len(page.rejected)
-            totals.rejected.extend(page.rejected)
-            totals.out_of_window += len(page.items) - len(kept)
-            totals.unknown_fields += sum(1 for u in page.unknown or [] if u)
-        if len(kept) != len(page.items):
-            log.warning(
-                "%s: %d runs outside the requested window were skipped", label, len(page.items) - len(kept)
-            )
-        buffer.extend(kept)
-        unknown.extend(itertools.compress(page.unknown, inside) if page.unknown else [None] * len(kept))
-        if len(buffer) >= opts.flush_rows:
-            _flush(staged, file_name, buffer, unknown, exported_at)
-            buffer, unknown = [], []
-            log.info("%s: %d runs so far", label.strip(), received)
-    _flush(staged, file_name, buffer, unknown, exported_at)
+        chunk.append(page.content)
+        if len(chunk) >= pages_per_chunk:
+            submit()
+    if chunk:
+        submit()
+    for future in in_flight:
+        _account(staged, totals, future.result(), label)
 
 
-def _flush(
-    staged: dict[str, StagedPartition],
-    file_name: str,
-    items: list[RunV2],
-    unknown: list[bytes | None],
-    exported_at: datetime,
-) -> None:
-    if not items:
-        return
-    staged["runs"].write(file_name, flatten_runs(items, exported_at, unknown if any(unknown) else None))
-    staged["run_feedback_stats"].write(file_name, flatten_run_feedback_stats(items, exported_at))
+def _account(staged: dict[str, StagedPartition], totals: _Totals, result: ChunkResult, label: str) -> None:
+    for table, rows in result.rows.items():
+        staged[table].add_rows(rows)
+    with totals.lock:
+        totals.received += result.received
+        totals.rejected.extend(result.rejected)
+        totals.out_of_window += result.out_of_window
+        totals.unknown_fields += result.unknown_fields
+    if result.out_of_window:
+        log.warning("%s: %d runs outside the requested window were skipped", label, result.out_of_window)

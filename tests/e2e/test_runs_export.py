@@ -129,10 +129,19 @@ def test_output_is_the_same_whatever_the_slicing_and_concurrency(
     api_env: Simulator, tmp_path: Path, instance: DagsterInstance
 ) -> None:
     contents = []
-    for slices, concurrency in ((1, 1), (8, 8)):
+    # one slice in the fetching thread; 8 slices, 8 at once, processed by 2 worker processes
+    for slices, concurrency, workers in ((1, 1, 0), (8, 8, 2)):
         root = tmp_path / f"s{slices}"
         for day in DAYS:
-            _materialize(api_env, root, instance, day.isoformat(), slices=slices, concurrency=concurrency)
+            _materialize(
+                api_env,
+                root,
+                instance,
+                day.isoformat(),
+                slices=slices,
+                concurrency=concurrency,
+                workers=workers,
+            )
         contents.append(
             {
                 table: sorted(
