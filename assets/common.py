@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from dagster import (
 )
 
 from pipelines.checks import CheckOutcome, check_schema, check_unique
+from pipelines.client import ClientStats
 from pipelines.flatten.common import describe
 from pipelines.sink import PartitionInfo
 
@@ -39,6 +41,17 @@ def table_metadata(schema: pa.Schema, infos: Iterable[PartitionInfo]) -> dict[st
         "bytes": sum(i.bytes for i in infos),
         "files": sum(i.files for i in infos),
         "partition_paths": MetadataValue.json([i.uri or i.path for i in infos]),
+    }
+
+
+def fetch_metadata(stats: ClientStats, started: float, **counts: Any) -> dict[str, Any]:
+    """What every materialisation reports about its API traffic, next to its own counts."""
+    return {
+        "pages": stats.pages,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        **counts,
+        "duration_seconds": round(time.monotonic() - started, 3),
     }
 
 

@@ -3,11 +3,10 @@ partitioned by the UTC start date of the experiment."""
 
 import time
 from datetime import UTC, date, datetime
-from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import check_result, check_specs, table_checks, table_metadata
+from assets.common import check_result, check_specs, fetch_metadata, table_checks, table_metadata
 from pipelines.checks import check_reconciled
 from pipelines.export.experiments import export_experiments_partition
 from pipelines.flatten.experiments import (
@@ -80,15 +79,13 @@ def experiments(
             results.append(result)
         stats = client.stats
     sink.close()
-    common: dict[str, Any] = {
-        "pages": stats.pages,
-        "requests": stats.requests,
-        "retries": stats.retries,
-        "experiments": sum(r.experiments for r in results),
-        "rejected_rows": sum(r.rejected for r in results),
-        "rows_with_unknown_fields": sum(r.unknown_fields for r in results),
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common = fetch_metadata(
+        stats,
+        started,
+        experiments=sum(r.experiments for r in results),
+        rejected_rows=sum(r.rejected for r in results),
+        rows_with_unknown_fields=sum(r.unknown_fields for r in results),
+    )
     for name, (schema, _, _) in TABLES.items():
         yield MaterializeResult(
             asset_key=name,

@@ -3,11 +3,10 @@
 import time
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
-from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import check_result, check_specs, table_checks, table_metadata
+from assets.common import check_result, check_specs, fetch_metadata, table_checks, table_metadata
 from pipelines.checks import check_reconciled
 from pipelines.export import export_runs_partition
 from pipelines.export.chunks import process_pool
@@ -73,16 +72,14 @@ def runs(context: AssetExecutionContext, langsmith: LangSmithResource, export_ro
             results.append(result)
         stats = client.stats
     sink.close()
-    common: dict[str, Any] = {
-        "pages": stats.pages,
-        "requests": stats.requests,
-        "retries": stats.retries,
-        "api_items": sum(r.received for r in results),
-        "rejected_rows": sum(r.rejected for r in results),
-        "rows_with_unknown_fields": sum(r.unknown_fields for r in results),
-        "sessions": len(sessions),
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common = fetch_metadata(
+        stats,
+        started,
+        api_items=sum(r.received for r in results),
+        rejected_rows=sum(r.rejected for r in results),
+        rows_with_unknown_fields=sum(r.unknown_fields for r in results),
+        sessions=len(sessions),
+    )
     runs_infos = [r.tables["runs"] for r in results]
     stats_infos = [r.tables["run_feedback_stats"] for r in results]
     yield MaterializeResult(asset_key="runs", metadata={**table_metadata(RUNS, runs_infos), **common})

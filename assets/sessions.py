@@ -2,11 +2,10 @@
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
-from assets.common import check_result, check_specs, table_checks, table_metadata
+from assets.common import check_result, check_specs, fetch_metadata, table_checks, table_metadata
 from pipelines.checks import check_reconciled
 from pipelines.export.sessions import export_sessions_snapshot
 from pipelines.flatten.sessions import SESSION_FEEDBACK_STATS, SESSIONS
@@ -43,16 +42,14 @@ def sessions(context: AssetExecutionContext, langsmith: LangSmithResource, expor
     context.log.info(
         "snapshot %s: %d sessions, %d rejected", result.partition, result.sessions, result.rejected
     )
-    common: dict[str, Any] = {
-        "pages": stats.pages,
-        "requests": stats.requests,
-        "retries": stats.retries,
-        "api_items": result.sessions + result.rejected,
-        "rejected_rows": result.rejected,
-        "rows_with_unknown_fields": result.unknown_fields,
-        "snapshot_date": result.partition,
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common = fetch_metadata(
+        stats,
+        started,
+        api_items=result.sessions + result.rejected,
+        rejected_rows=result.rejected,
+        rows_with_unknown_fields=result.unknown_fields,
+        snapshot_date=result.partition,
+    )
     infos = result.tables
     yield MaterializeResult(
         asset_key="sessions", metadata={**table_metadata(SESSIONS, [infos["sessions"]]), **common}

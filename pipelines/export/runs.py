@@ -30,8 +30,8 @@ from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
 log = logging.getLogger(__name__)
 
 RUNS_QUERY_PATH = "/api/v2/runs/query"
-# Chunks a stream may have queued in worker processes before it waits (bounds the parent's memory).
-MAX_CHUNKS_IN_FLIGHT = 2
+# Chunks queued for worker processes, over all streams, per worker (bounds the parent's memory).
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class RunsExportResult:
 
 @dataclass
 class _Totals:
+    # Chunks handed to worker processes and not finished yet, over all streams.
+    slots: threading.BoundedSemaphore
     received: int = 0
     unknown_fields: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -90,7 +92,7 @@ def export_runs_partition(
         "run_feedback_stats": sink.begin("run_feedback_stats", RUN_FEEDBACK_STATS, "start_date", value),
         "_rejected": sink.begin("_rejected", REJECTED, "source=runs/partition", value),
     }
-    totals = _Totals()
+    totals = _Totals(slots=threading.BoundedSemaphore(max(1, opts.workers) * CHUNKS_IN_FLIGHT_PER_WORKER))
     pages_before = client.stats.pages
     streams = [
         (s_index, b_index, window, batch)
@@ -187,9 +189,10 @@ def _export_stream(
         if pool is None:
             _account(staged, totals, process_chunk(task), label)
             return
-        in_flight.append(pool.submit(process_chunk, task))
-        while len(in_flight) > MAX_CHUNKS_IN_FLIGHT:
-            _account(staged, totals, in_flight.pop(0).result(), label)
+        totals.slots.acquire()  # waits while the workers already have enough queued
+        future = pool.submit(process_chunk, task)
+        future.add_done_callback(lambda _: totals.slots.release())
+        in_flight.append(future)
 
     pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_envelope)
     for page in prefetched(pages):

@@ -41,6 +41,28 @@ def column(
     )
 
 
+USAGE_COLUMNS = (
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_cost",
+    "prompt_cost",
+    "completion_cost",
+)
+
+
+def usage_columns(source_prefix: str = "") -> list[pa.Field]:
+    """Token counts (int64) and costs (exact decimals, USD) as every table with usage declares them."""
+    meanings = (
+        "Total tokens", "Prompt (input) tokens", "Completion (output) tokens",
+        "Total cost, USD, exact", "Prompt cost, USD, exact", "Completion cost, USD, exact",
+    )  # fmt: skip
+    return [
+        column(name, pa.int64() if name.endswith("tokens") else MONEY, meaning, f"{source_prefix}{name}")
+        for name, meaning in zip(USAGE_COLUMNS, meanings, strict=True)
+    ]
+
+
 def unknown_fields_column() -> pa.Field:
     return column(
         "unknown_fields",

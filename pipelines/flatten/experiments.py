@@ -17,7 +17,6 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.flatten.common import (
-    MONEY,
     TIMESTAMP,
     column,
     conform,
@@ -31,6 +30,7 @@ from pipelines.flatten.common import (
     timestamps,
     unknown_fields_column,
     unknown_json,
+    usage_columns,
 )
 from pipelines.records import ExampleV1, FeedbackV1, GroupV1, Rejected, RunV1, decode_items
 
@@ -86,12 +86,7 @@ EXPERIMENT_RUNS = pa.schema(
             "runs[].extra.metadata.ls_model_name",
         ),
         column("ls_provider", pa.string(), "Provider from run metadata", "runs[].extra.metadata.ls_provider"),
-        column("total_tokens", pa.int64(), "Total tokens", "runs[].total_tokens"),
-        column("prompt_tokens", pa.int64(), "Prompt tokens", "runs[].prompt_tokens"),
-        column("completion_tokens", pa.int64(), "Completion tokens", "runs[].completion_tokens"),
-        column("total_cost", MONEY, "Total cost, USD, exact", "runs[].total_cost"),
-        column("prompt_cost", MONEY, "Prompt cost, USD, exact", "runs[].prompt_cost"),
-        column("completion_cost", MONEY, "Completion cost, USD, exact", "runs[].completion_cost"),
+        *usage_columns("runs[]."),
         column("tags", pa.list_(pa.string()), "Tags", "runs[].tags"),
         column("app_path", pa.string(), "Path in the LangSmith app", "runs[].app_path"),
         column("metadata", pa.string(), "JSON of the run metadata", "runs[].extra.metadata"),
@@ -188,14 +183,7 @@ EXPERIMENT_GROUPS = pa.schema(
             "groups[].sessions[].example_count",
         ),
         column("run_count", pa.int64(), "Runs of the group in this session", "groups[].sessions[].run_count"),
-        column("total_tokens", pa.int64(), "Total tokens", "groups[].sessions[].total_tokens"),
-        column("prompt_tokens", pa.int64(), "Prompt tokens", "groups[].sessions[].prompt_tokens"),
-        column("completion_tokens", pa.int64(), "Completion tokens", "groups[].sessions[].completion_tokens"),
-        column("total_cost", MONEY, "Total cost, USD, exact", "groups[].sessions[].total_cost"),
-        column("prompt_cost", MONEY, "Prompt cost, USD, exact", "groups[].sessions[].prompt_cost"),
-        column(
-            "completion_cost", MONEY, "Completion cost, USD, exact", "groups[].sessions[].completion_cost"
-        ),
+        *usage_columns("groups[].sessions[]."),
         column("min_start_time", TIMESTAMP, "First run start, UTC", "groups[].sessions[].min_start_time"),
         column("max_start_time", TIMESTAMP, "Last run start, UTC", "groups[].sessions[].max_start_time"),
         column("latency_p50", pa.float64(), "Median latency, seconds", "groups[].sessions[].latency_p50"),

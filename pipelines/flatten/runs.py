@@ -33,6 +33,7 @@ from pipelines.flatten.common import (
     timestamps,
     unknown_fields_column,
     unknown_json,
+    usage_columns,
 )
 from pipelines.records import RunV2
 
@@ -90,12 +91,7 @@ RUNS = pa.schema(
         column("app_path", pa.string(), "Path of the run in the LangSmith app", "app_path"),
         column("ls_model_name", pa.string(), "Model name from run metadata", "metadata.ls_model_name"),
         column("ls_provider", pa.string(), "Model provider from run metadata", "metadata.ls_provider"),
-        column("total_tokens", pa.int64(), "Total tokens", "total_tokens"),
-        column("prompt_tokens", pa.int64(), "Prompt (input) tokens", "prompt_tokens"),
-        column("completion_tokens", pa.int64(), "Completion (output) tokens", "completion_tokens"),
-        column("total_cost", MONEY, "Total cost, USD, exact", "total_cost"),
-        column("prompt_cost", MONEY, "Prompt cost, USD, exact", "prompt_cost"),
-        column("completion_cost", MONEY, "Completion cost, USD, exact", "completion_cost"),
+        *usage_columns(""),
         *_detail_columns("prompt", "tokens", PROMPT_TOKEN_CATEGORIES),
         *_detail_columns("completion", "tokens", COMPLETION_TOKEN_CATEGORIES),
         *_detail_columns("prompt", "cost", PROMPT_TOKEN_CATEGORIES),

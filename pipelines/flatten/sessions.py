@@ -10,7 +10,6 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.flatten.common import (
-    MONEY,
     TIMESTAMP,
     column,
     conform,
@@ -26,6 +25,7 @@ from pipelines.flatten.common import (
     timestamps,
     unknown_fields_column,
     unknown_json,
+    usage_columns,
 )
 from pipelines.records import SessionV1
 
@@ -52,12 +52,7 @@ SESSIONS = pa.schema(
         column("latency_p99", pa.float64(), "99th percentile run latency, seconds", "latency_p99"),
         column("first_token_p50", pa.float64(), "Median time to first token, seconds", "first_token_p50"),
         column("first_token_p99", pa.float64(), "99th percentile time to first token", "first_token_p99"),
-        column("total_tokens", pa.int64(), "Total tokens", "total_tokens"),
-        column("prompt_tokens", pa.int64(), "Prompt tokens", "prompt_tokens"),
-        column("completion_tokens", pa.int64(), "Completion tokens", "completion_tokens"),
-        column("total_cost", MONEY, "Total cost, USD, exact (v1 decimal string)", "total_cost"),
-        column("prompt_cost", MONEY, "Prompt cost, USD, exact", "prompt_cost"),
-        column("completion_cost", MONEY, "Completion cost, USD, exact", "completion_cost"),
+        *usage_columns(""),
         column("last_run_start_time", TIMESTAMP, "Start of the latest run, UTC", "last_run_start_time"),
         column("error_rate", pa.float64(), "Share of runs that errored", "error_rate"),
         column("streaming_rate", pa.float64(), "Share of runs that streamed", "streaming_rate"),

@@ -11,6 +11,7 @@ import bisect
 import heapq
 import itertools
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -612,18 +613,7 @@ class World:
 
     def runs_between(self, project_ids: list[str], min_us: int, max_us: int) -> list[Run]:
         """Runs of these projects with ``min_us <= start <= max_us``, sorted by (start, id)."""
-        wanted = set(project_ids)
-        first = max(self.day_index(min_us) - 1, -1)
-        last = self.day_index(max_us)
-        streams = []
-        for index in range(first, last + 1):
-            per_project = self.day(index)
-            for pid in wanted:
-                runs = per_project.get(pid, [])
-                lo = bisect.bisect_left(runs, (min_us, ""), key=lambda r: r.sort_key)
-                hi = bisect.bisect_right(runs, (max_us, "\U0010ffff"), key=lambda r: r.sort_key)
-                streams.append(runs[lo:hi])
-        return list(heapq.merge(*streams, key=lambda r: r.sort_key))
+        return self.runs_page(project_ids, min_us, max_us, after=None, descending=False, limit=sys.maxsize)
 
     def runs_page(
         self,
