@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 from dagster import DagsterInstance, build_schedule_context, materialize
 
 from assets.experiments import experiments
@@ -262,3 +263,26 @@ def test_cli_backfills_a_date_range_in_one_run(simulator: Simulator, world: Worl
         (str(day), r.id) for day in DAYS for r in world.runs_on(day)
     )
     assert simulator.api_key not in done.stdout + done.stderr
+
+
+def test_an_unknown_dataset_fails_naming_it(simulator: Simulator, tmp_path: Path) -> None:
+    from pipelines.client import LangSmithClient
+    from pipelines.errors import LangSmithNotFoundError
+    from pipelines.export.experiments import export_experiments_partition
+    from pipelines.records import SessionV1
+    from pipelines.sink import ParquetSink
+
+    missing = "00000000-0000-4000-8000-00000000dead"
+    experiment = SessionV1(
+        id="00000000-0000-4000-8000-0000000000e1",
+        reference_dataset_id=missing,
+        start_time=datetime(DAYS[0].year, DAYS[0].month, DAYS[0].day, 9, tzinfo=UTC),
+    )
+    with LangSmithClient(api_key=simulator.api_key, endpoint=simulator.url) as client:
+        with pytest.raises(LangSmithNotFoundError) as caught:
+            export_experiments_partition(
+                client, ParquetSink(tmp_path), DAYS[0], [experiment], exported_at=datetime.now(UTC)
+            )
+        assert client.stats.retries == 0
+    assert missing in str(caught.value) and "404" in str(caught.value)
+    assert not list((tmp_path / "experiment_runs").rglob("*.parquet"))
