@@ -138,12 +138,6 @@ class FeedbackStat(msgspec.Struct, kw_only=True):
     sources: Raw = NULL
 
 
-class Info(msgspec.Struct, kw_only=True):
-    """``GET /info``: only the version matters to us."""
-
-    version: str = ""
-
-
 class Rejected(msgspec.Struct, frozen=True):
     """An item whose known fields had unexpected types: kept whole for the ``_rejected`` table."""
 

@@ -124,10 +124,6 @@ def conform(
     return table
 
 
-def empty_table(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
-
 # --- staging: typed records -> Arrow arrays (one pass per column, no per-row dicts) ---------------
 
 
@@ -213,7 +209,7 @@ def feedback_stats_long(
     }
 
 
-def feedback_stats_columns(owner: str, *, level_source: str) -> list[pa.Field]:
+def feedback_stats_columns(level_source: str) -> list[pa.Field]:
     """The declared columns shared by every feedback-stats table (after the owner key)."""
     return [
         column(

@@ -133,7 +133,7 @@ RUN_FEEDBACK_STATS = pa.schema(
         column("run_id", pa.string(), "Run id", "id", nullable=False),
         column("session_id", pa.string(), "Tracing project / experiment id", "project_id"),
         column("start_time", TIMESTAMP, "Start time of the run, UTC", "start_time"),
-        *feedback_stats_columns("run_id", level_source="feedback_stats"),
+        *feedback_stats_columns("feedback_stats"),
         exported_at_column(),
     ]
 )

@@ -91,7 +91,7 @@ SESSION_FEEDBACK_STATS = pa.schema(
             "feedback_stats / session_feedback_stats",
             nullable=False,
         ),
-        *feedback_stats_columns("session_id", level_source="feedback_stats | session_feedback_stats"),
+        *feedback_stats_columns("feedback_stats | session_feedback_stats"),
         column("snapshot_at", TIMESTAMP, "When the snapshot was taken, UTC", "(export)", nullable=False),
     ]
 )
