@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.flatten.runs import flatten_run_feedback_stats, flatten_runs
+from pipelines.memory import limit_malloc_arenas
 from pipelines.records import Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, parquet_writer_options, resolve_root
 
@@ -78,4 +79,6 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
 
 def process_pool(workers: int) -> Executor:
     """Worker processes for ``process_chunk``; spawned, not forked (the parent runs threads)."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_malloc_arenas
+    )

@@ -23,6 +23,7 @@ from pipelines.client import LangSmithClient
 from pipelines.export.chunks import ChunkResult, ChunkTask, process_chunk, process_pool
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
+from pipelines.memory import limit_malloc_arenas
 from pipelines.pagination import CursorPaginator, prefetched
 from pipelines.records import RUN_SELECTS, Rejected, decode_runs_envelope
 from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
@@ -86,6 +87,7 @@ def export_runs_partition(
     was fetched and written. ``pool``: worker processes to reuse across partitions (else, with
     ``options.workers``, a pool is started for this call)."""
     opts = options or RunsExportOptions()
+    limit_malloc_arenas()  # before the fetching threads start: see pipelines/memory.py
     value = day.isoformat()
     staged = {
         "runs": sink.begin("runs", RUNS, "start_date", value),
