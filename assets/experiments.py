@@ -4,7 +4,7 @@ partitioned by the UTC start date of the experiment."""
 import time
 from datetime import UTC, date, datetime
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from assets.common import check_result, check_specs, fetch_metadata, table_checks, table_metadata
 from pipelines.checks import check_reconciled
@@ -85,6 +85,9 @@ def experiments(
         experiments=sum(r.experiments for r in results),
         rejected_rows=sum(r.rejected for r in results),
         rows_with_unknown_fields=sum(r.unknown_fields for r in results),
+        runs_per_experiment=MetadataValue.json(
+            {sid: n for r in results for sid, n in sorted(r.per_experiment_runs.items())}
+        ),
     )
     for name, (schema, _, _) in TABLES.items():
         yield MaterializeResult(

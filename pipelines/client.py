@@ -231,8 +231,8 @@ class LangSmithClient:
                     else:
                         self.stats.add(bytes_received=len(content))
                         return decoded
+            # Retry-After is the server's word and is honoured as sent; our own backoff is capped.
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
-            delay = min(delay, self.retry.max_delay) if wait is None else delay
             attempt += 1
             self.stats.add(retries=1)
             log.warning(
