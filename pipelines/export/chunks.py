@@ -50,7 +50,13 @@ def _filesystem(root: str) -> pafs.FileSystem:
 
 def _write(fs: pafs.FileSystem, path: str, table: pa.Table, options: ParquetOptions) -> None:
     if table.num_rows:
-        pq.write_table(table, path, filesystem=fs, **parquet_writer_options(options))
+        pq.write_table(
+            table,
+            path,
+            filesystem=fs,
+            row_group_size=options.row_group_rows,
+            **parquet_writer_options(options),  # type: ignore[arg-type]
+        )
 
 
 def process_chunk(task: ChunkTask) -> ChunkResult:
