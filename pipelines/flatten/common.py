@@ -127,16 +127,35 @@ def conform(
 # --- staging: typed records -> Arrow arrays (one pass per column, no per-row dicts) ---------------
 
 
-_NULL_STRING = pa.scalar(None, pa.string())
+_NULL = msgspec.Raw(b"null")
+_INT32_MAX = 2**31 - 1
 
 
 def raw_json(values: Iterable[msgspec.Raw | None]) -> pa.Array:
-    """Raw JSON tokens as UTF-8 text; a JSON ``null`` (or a missing value) becomes a SQL null."""
-    texts = pa.array([b"null" if v is None else bytes(v) for v in values], pa.string())
-    valid = pc.not_equal(texts, "null")
-    if pc.all(valid).as_py() is not False:  # no nulls: skip the copy if_else would make
+    """Raw JSON tokens as UTF-8 text; a JSON ``null`` (or a missing value) becomes a SQL null.
+
+    The column is assembled from buffers: one ``join`` copies every token into the data buffer and the
+    offsets are the running sum of their lengths, so no per-value ``bytes`` object is made (this is
+    most of the bytes of a run: inputs and outputs).
+    """
+    tokens = values if isinstance(values, list) else list(values)
+    if None in tokens:
+        tokens = [_NULL if v is None else v for v in tokens]
+    data = b"".join(tokens)
+    if len(data) > _INT32_MAX:  # more than a string array holds: let Arrow say so
+        return pa.array([bytes(v) for v in tokens], pa.string())
+    n = len(tokens)
+    if not n:
+        return pa.array([], pa.string())
+    lengths = pa.array(list(map(len, tokens)), pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths)])
+    texts = pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(data))
+    texts.validate(full=True)  # UTF-8, as the JSON text must be
+    is_null = pc.equal(texts, "null")
+    if not pc.any(is_null).as_py():
         return texts
-    return pc.if_else(valid, texts, _NULL_STRING)
+    valid = pc.invert(is_null)
+    return pa.StringArray.from_buffers(n, texts.buffers()[1], texts.buffers()[2], valid.buffers()[1])
 
 
 def json_objects(values: Iterable[Any]) -> pa.Array:

@@ -96,3 +96,29 @@ def test_a_wrongly_typed_item_is_set_aside_not_fatal() -> None:
     assert len(decoded.rejected) == 1
     assert b'"bad"' in decoded.rejected[0].raw and "total_tokens" in decoded.rejected[0].reason
     assert decoded.next_cursor == "c"
+
+
+def test_rows_are_ordered_with_nulls_last_and_unknown_fields_stay_with_their_run() -> None:
+    decoded = decode_runs_page(
+        b'{"items": ['
+        b'{"id": "c", "project_id": null, "start_time": "2024-01-01T01:00:00Z", "new": 3},'
+        b'{"id": "b", "project_id": "p", "start_time": null, "new": 2},'
+        b'{"id": "a2", "project_id": "p", "start_time": "2024-01-01T01:00:00Z"},'
+        b'{"id": "a1", "project_id": "p", "start_time": "2024-01-01T01:00:00Z", "new": 1}]}'
+    )
+    assert decoded.unknown is not None
+    table = flatten_runs(decoded.items, NOW, decoded.unknown)
+    assert table.column("id").to_pylist() == ["a1", "a2", "b", "c"]
+    assert table.column("unknown_fields").to_pylist() == ['{"new":1}', None, '{"new":2}', '{"new":3}']
+
+
+def test_raw_json_text_keeps_bytes_and_nulls() -> None:
+    from msgspec import Raw
+
+    from pipelines.flatten.common import raw_json
+
+    text = raw_json([Raw('{"a": "é"}'.encode()), None, Raw(b"null"), Raw(b" [1, 2]")])
+    text.validate(full=True)
+    assert text.type == pa.string()
+    assert text.to_pylist() == ['{"a": "é"}', None, None, " [1, 2]"]
+    assert raw_json(iter([])).to_pylist() == []
