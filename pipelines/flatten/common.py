@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import polars as pl
@@ -138,11 +138,10 @@ def raw_json(values: Iterable[msgspec.Raw | None]) -> pa.Array:
     offsets are the running sum of their lengths, so no per-value ``bytes`` object is made (this is
     most of the bytes of a run: inputs and outputs).
     """
-    tokens = values if isinstance(values, list) else list(values)
-    if None in tokens:
-        tokens = [_NULL if v is None else v for v in tokens]
-    data = b"".join(tokens)
-    if len(data) > _INT32_MAX:  # more than a string array holds: let Arrow say so
+    given = values if isinstance(values, list) else list(values)
+    tokens = cast("list[msgspec.Raw]", [_NULL if v is None else v for v in given] if None in given else given)
+    data = b"".join(tokens)  # type: ignore[arg-type]  # Raw is a buffer
+    if len(data) > _INT32_MAX:  # more than one string array holds: Arrow splits it into chunks
         return pa.array([bytes(v) for v in tokens], pa.string())
     n = len(tokens)
     if not n:
