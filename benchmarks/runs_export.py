@@ -40,8 +40,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def emit(**fields: object) -> None:
-    print(json.dumps({**fields, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
+    cpu = {"cpu_s": round(cpu_seconds(), 2), "workers_cpu_s": round(cpu_seconds(resource.RUSAGE_CHILDREN), 2)}
+    print(json.dumps({**fields, **cpu, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
 
 
 # --- the simulator, in its own process -----------------------------------------------------------
@@ -251,20 +263,26 @@ PHASES = {
 }
 
 
-def child(phase: str, **options: object) -> dict:
+def child(phase: str, simulator: SimulatorProcess | None = None, **options: object) -> dict:
+    before = process_cpu_seconds(simulator.process.pid) if simulator else 0.0
     command = [sys.executable, __file__, phase]
     for name, value in options.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{phase} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if simulator:
+        result["simulator_cpu_s"] = round(process_cpu_seconds(simulator.process.pid) - before, 2)
+    return result
 
 
 def show(name: str, r: dict) -> None:
     rate = r["runs"] / r["seconds"]
     r["runs_per_s"] = rate
     extra = "".join(f"  {k}={r[k]}" for k in ("requests", "retries", "workers_peak_rss_mb") if k in r)
+    cpu = {"export": r["cpu_s"], "workers": r["workers_cpu_s"], "simulator": r.get("simulator_cpu_s", 0)}
+    extra += "  CPU us/run: " + " ".join(f"{k} {v / r['runs'] * 1e6:.0f}" for k, v in cpu.items() if v)
     print(
         f"{name:<20} {r['runs']:>9,} runs {r['seconds']:>8.2f} s {rate:>10,.0f} runs/s "
         f"{r['json_mb'] / r['seconds']:>7.1f} MB/s JSON  peak RSS {r['peak_rss_mb']:>7.1f} MB{extra}"
@@ -315,8 +333,8 @@ def main() -> None:
     limit = f"{args.rate}/10"
     with SimulatorProcess(args.runs, args.payload_chars, args.latency, limit) as sim:
         key = {"endpoint": sim.url, "key": sim.key}
-        results["ours@latency"] = child("_ours", **key, **ours_opts)
-        results["baseline@latency"] = child("_baseline", **key)
+        results["ours@latency"] = child("_ours", sim, **key, **ours_opts)
+        results["baseline@latency"] = child("_baseline", sim, **key)
     with (
         tempfile.TemporaryDirectory() as pages,
         SimulatorProcess(args.runs, args.payload_chars, 0, limit) as sim,
@@ -325,7 +343,7 @@ def main() -> None:
         child("_fetch_pages", **key, pages=pages)
         results["processing/ours"] = child("_process_ours", pages=pages, level=args.level)
         results["processing/naive"] = child("_process_naive", pages=pages)
-        results["ours@0ms"] = child("_ours", **key, **ours_opts)
+        results["ours@0ms"] = child("_ours", sim, **key, **ours_opts)
     for name, r in results.items():
         show(name, r)
     rate = {name: r["runs_per_s"] for name, r in results.items()}
@@ -346,7 +364,7 @@ def main() -> None:
         peaks = {}
         for runs in (small, big):
             with SimulatorProcess(runs, args.payload_chars, 0, None) as sim:
-                r = child("_ours", endpoint=sim.url, key=sim.key, **{**ours_opts, "rate": 100_000})
+                r = child("_ours", sim, endpoint=sim.url, key=sim.key, **{**ours_opts, "rate": 100_000})
                 show(f"memory {runs:,}", r)
                 peaks[runs] = r["peak_rss_mb"]
         ratio = peaks[big] / peaks[small]
