@@ -72,7 +72,7 @@ class SimulatorProcess:
         command = [
             sys.executable, "-m", "pipelines.cli", "simulate", "--port", str(self.port), "--lean",
             "--first-day", DAY.isoformat(), "--days", "1", "--projects", "4", "--traces", str(runs // 4),
-            "--payload-chars", str(payload), "--latency", str(latency),
+            "--payload-chars", str(payload), "--latency", str(latency), "--prerender",
         ]  # fmt: skip
         if rate_limit:
             command += ["--rate-limit", rate_limit]
@@ -80,18 +80,14 @@ class SimulatorProcess:
         self.key = "lsv2_sim_0123456789abcdef"
 
     def __enter__(self) -> SimulatorProcess:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 900  # a big day takes a while to generate and encode
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.url + "/info", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        # Generate the day before anything is timed.
-        with httpx.Client(base_url=self.url, headers={"X-API-Key": self.key}, timeout=600) as client:
-            ids = [s["id"] for s in client.get("/api/v1/sessions").json()]
-            client.post("/api/v2/runs/query", json=_body(ids, 1)).raise_for_status()
-        return self
+        return self  # the day was generated and encoded (--prerender) before it started serving
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()

@@ -113,6 +113,10 @@ def _simulate(args: argparse.Namespace) -> int:
         new_run_field=args.new_run_field,
     )
     sim = Simulator(world, host=args.host, port=args.port, faults=faults)
+    if args.prerender:
+        from pipelines.records import RUN_SELECTS
+
+        sim.prerender(RUN_SELECTS)
     print(f"LangSmith simulator on {sim.url} (API key: {sim.api_key}); Ctrl-C to stop", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--traces", type=int, default=5, help="traces per project per day")
     sim.add_argument("--payload-chars", type=int, default=0, help="padding characters per run input")
     sim.add_argument("--lean", action="store_true", help="flat one-run traces (benchmarks)")
+    sim.add_argument("--prerender", action="store_true", help="encode every run before serving (benchmarks)")
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every data request")
     sim.add_argument("--error-rate", type=float, default=0.0, help="fraction of data requests answered 503")
     sim.add_argument("--retry-after-every", type=int, default=0, help="every Nth data request answers 429")

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,6 +182,16 @@ class Simulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def prerender(self, selects: Sequence[str]) -> int:
+        """Generate every day and encode its runs for these selects now, so that serving them later
+        costs the simulator no rendering (benchmarks: the export is timed, not the simulator's
+        first pass). Returns the number of runs."""
+        keys = [s.lower() for s in selects]
+        runs = [r for i in range(self.world.config.days) for rs in self.world.day(i).values() for r in rs]
+        for run in runs:
+            _encode_run(run, keys)
+        return len(runs)
 
     # --- fault decisions (called by the handler) -------------------------------------------------
 
