@@ -8,8 +8,8 @@ from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_a
 
 from assets.common import check_result, check_specs, fetch_metadata, table_checks, table_metadata
 from pipelines.checks import check_reconciled
-from pipelines.export import export_runs_partition
 from pipelines.export.chunks import process_pool
+from pipelines.export.runs import export_runs_partition
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.partitions import BACKFILL, DAILY
 from pipelines.resources import LangSmithResource, ParquetSinkResource

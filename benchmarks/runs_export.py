@@ -112,7 +112,8 @@ def _body(project_ids: list[str], page_size: int) -> dict[str, object]:
 
 def phase_ours(args: argparse.Namespace) -> None:
     from pipelines.client import LangSmithClient, RateLimiter
-    from pipelines.export import RunsExportOptions, export_runs_partition, fetch_sessions
+    from pipelines.export.common import fetch_sessions
+    from pipelines.export.runs import RunsExportOptions, export_runs_partition
     from pipelines.sink import ParquetOptions, ParquetSink
 
     with tempfile.TemporaryDirectory() as root:

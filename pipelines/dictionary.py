@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipelines.export import REJECTED
+from pipelines.export.common import REJECTED
 from pipelines.flatten.common import describe
 from pipelines.flatten.experiments import (
     DATASET_EXAMPLES,

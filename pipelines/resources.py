@@ -14,8 +14,9 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from pipelines.client import DEFAULT_ENDPOINT, LangSmithClient, RateLimiter, RetryPolicy
-from pipelines.export import RunsExportOptions, fetch_sessions
+from pipelines.export.common import fetch_sessions
 from pipelines.export.experiments import ExperimentsExportOptions, Grouping
+from pipelines.export.runs import RunsExportOptions
 from pipelines.records import Decoded, SessionV1
 from pipelines.sink import ParquetOptions, ParquetSink
 

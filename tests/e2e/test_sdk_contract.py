@@ -12,7 +12,7 @@ import langsmith
 from dagster import DagsterInstance, materialize
 
 from assets.runs import runs
-from pipelines.export import day_bounds, rfc3339_us
+from pipelines.export.common import day_bounds, rfc3339_us
 from pipelines.records import RUN_SELECTS
 from pipelines.simulator import Simulator, World
 from tests.conftest import FIRST_DAY, resources_for

@@ -16,7 +16,8 @@ from pipelines.errors import (
     LangSmithTransportError,
     LangSmithValidationError,
 )
-from pipelines.export import RUNS_QUERY_PATH, fetch_sessions
+from pipelines.export.common import fetch_sessions
+from pipelines.export.runs import RUNS_QUERY_PATH
 from pipelines.pagination import CursorPaginator
 from pipelines.records import decode_runs_page
 
