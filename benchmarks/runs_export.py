@@ -76,18 +76,15 @@ class SimulatorProcess:
         ]  # fmt: skip
         if rate_limit:
             command += ["--rate-limit", rate_limit]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.key = "lsv2_sim_0123456789abcdef"
 
     def __enter__(self) -> SimulatorProcess:
-        deadline = time.monotonic() + 900  # a big day takes a while to generate and encode
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/info", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        return self  # the day was generated and encoded (--prerender) before it started serving
+        # The simulator prints its address once the day is generated and encoded (--prerender).
+        assert self.process.stdout is not None
+        if "LangSmith simulator on" not in self.process.stdout.readline():
+            raise SystemExit("the simulator did not start")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()

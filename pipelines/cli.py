@@ -117,6 +117,7 @@ def _simulate(args: argparse.Namespace) -> int:
         from pipelines.records import RUN_SELECTS
 
         sim.prerender(RUN_SELECTS)
+    # Printed once it is ready to serve (after any prerendering): scripts may wait for this line.
     print(f"LangSmith simulator on {sim.url} (API key: {sim.api_key}); Ctrl-C to stop", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()
