@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -70,6 +70,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.limit = (requests, per_seconds)
         self.rate = requests / per_seconds
         self.capacity = float(requests)
         self._tokens = float(requests)
@@ -124,6 +125,41 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+@dataclass(frozen=True)
+class ClientSettings:
+    """What it takes to open an equivalent client in another process (a worker of the runs export).
+
+    The key travels with it to the worker (through the process pipe) and is never shown: not in
+    ``repr``, not in any log or error.
+    """
+
+    api_key: str | None = field(repr=False)
+    endpoint: str
+    workspace_id: str | None
+    timeout: httpx.Timeout | float
+    retry: RetryPolicy
+    rate: tuple[int, float] | None  # (requests, per seconds) of the rate limiter, if any
+    max_connections: int
+
+    def share(self, parts: int) -> ClientSettings:
+        """Settings for one of ``parts`` processes that together keep to this rate limit."""
+        if self.rate is None or parts <= 1:
+            return self
+        requests, seconds = self.rate
+        return replace(self, rate=(max(1, requests // parts), seconds))
+
+    def open(self) -> LangSmithClient:
+        return LangSmithClient(
+            api_key=self.api_key,
+            endpoint=self.endpoint,
+            workspace_id=self.workspace_id,
+            timeout=self.timeout,
+            retry=self.retry,
+            rate_limiter=RateLimiter(*self.rate) if self.rate else None,
+            max_connections=self.max_connections,
+        )
+
+
 class LangSmithClient:
     """Talks to one LangSmith deployment. Use as a context manager."""
 
@@ -157,6 +193,20 @@ class LangSmithClient:
         )
         self.retry = retry or RetryPolicy()
         self.rate_limiter = rate_limiter
+        # None when a custom transport (a test double) makes the client impossible to reopen elsewhere.
+        self.settings = (
+            None
+            if transport is not None
+            else ClientSettings(
+                api_key=api_key,
+                endpoint=self.endpoint,
+                workspace_id=workspace_id,
+                timeout=timeout,
+                retry=self.retry,
+                rate=None if rate_limiter is None else rate_limiter.limit,
+                max_connections=max_connections,
+            )
+        )
         self.stats = ClientStats()
         self._sleep = sleep
         self._rng = random.Random(seed)
@@ -248,6 +298,7 @@ class LangSmithClient:
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "ClientSettings",
     "ClientStats",
     "LangSmithClient",
     "LangSmithError",

@@ -42,6 +42,14 @@ class LangSmithAPIError(LangSmithError):
         self.detail = detail
         self.path = path
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a worker process, it must cross back to the parent whole.
+        return (_api_error, (type(self), str(self), self.status, self.detail, self.path))
+
+
+def _api_error(cls: type[LangSmithAPIError], message: str, status: int, detail: Any, path: str) -> Any:
+    return cls(message, status=status, detail=detail, path=path)
+
 
 class LangSmithAuthError(LangSmithAPIError):
     """401 or 403: the key or workspace configuration is wrong."""

@@ -121,11 +121,11 @@ class StagedPartition:
         # A ParquetWriter is never shared across threads: each slice writes its own file.
         writer.write_table(table, row_group_size=self.sink.options.row_group_rows)
 
-    def file_path(self, file_name: str) -> str:
-        """Where a file written outside ``write`` (e.g. by a worker process) must go."""
+    def writable_dir(self) -> str:
+        """The folder where files written outside ``write`` (e.g. by a worker process) must go."""
         if self.sink.local:
             self.sink.fs.create_dir(self.staged_dir, recursive=True)
-        return f"{self.staged_dir}/{file_name}"
+        return self.staged_dir
 
     def add_rows(self, rows: int) -> None:
         with self._lock:

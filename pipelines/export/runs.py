@@ -1,12 +1,13 @@
 """Exporting one daily partition of runs: time slices fetched concurrently, streamed to Parquet.
 
-A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects,
-fetched by at most ``concurrency`` threads sharing one client (and its rate limiter); each stream
-prefetches its next page while the current ones are processed. Every ``flush_rows`` runs of a stream
-become one chunk, processed (decode, flatten, write one file per table) in the stream's thread or, with
-``workers``, in a pool of processes so every core works. Memory is bounded by concurrency x chunk size,
-never by the size of the day. File names depend only on (batch, slice, chunk): the output does not
-depend on timing.
+A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects.
+The streams are shared out among ``lanes``: with ``workers`` each worker process is one lane that opens
+its own client (with its share of the rate limit), fetches its streams on threads, and decodes,
+flattens and writes them itself, so no page crosses a process boundary and the parent only waits;
+with ``workers=0`` the calling process is the one lane. Every ``flush_rows`` runs of a stream become
+one chunk, written as one file per table; each stream prefetches its next page while a chunk is
+processed. Memory is bounded by the streams in flight and the chunk size, never by the size of the
+day. File names depend only on (batch, slice, chunk): the output does not depend on timing.
 """
 
 from __future__ import annotations
@@ -18,21 +19,27 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TypeVar
 
-from pipelines.client import LangSmithClient
+from pipelines.client import ClientSettings, LangSmithClient
 from pipelines.export.chunks import ChunkResult, ChunkTask, process_chunk, process_pool
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import limit_malloc_arenas
 from pipelines.pagination import CursorPaginator, prefetched
 from pipelines.records import RUN_SELECTS, Rejected, decode_runs_envelope
-from pipelines.sink import ParquetSink, PartitionInfo, StagedPartition
+from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RUNS_QUERY_PATH = "/api/v2/runs/query"
-# Chunks queued for worker processes, over all streams, per worker (bounds the parent's memory).
-CHUNKS_IN_FLIGHT_PER_WORKER = 2
+# Chunks decoded, flattened and written at once by one process: the work holds the GIL for much of
+# the time, so more would only add memory; fetching threads go on meanwhile. In the calling process
+# (``workers=0``) two, so compression (which releases the GIL) overlaps the next chunk's decoding.
+PROCESSING_PER_WORKER = 1
+PROCESSING_IN_CALLER = 2
+_TABLES = ("runs", "run_feedback_stats")
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,52 @@ class RunsExportResult:
     unknown_fields: int = 0
 
 
+@dataclass(frozen=True)
+class _Stream:
+    slice_index: int
+    batch_index: int
+    window: tuple[datetime, datetime]
+    project_ids: list[str]
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """Streams fetched and processed by one process (picklable: sent to a worker process)."""
+
+    day: date
+    streams: list[_Stream]
+    threads: int
+    processing: int
+    page_size: int
+    flush_rows: int
+    root: str  # the sink root (path or URI): a worker process opens its own filesystem
+    dirs: dict[str, str]  # table -> folder of the staged partition (within the root's filesystem)
+    options: ParquetOptions
+    exported_at: datetime
+    client: ClientSettings | None  # None: the lane runs in the caller, on the caller's client
+
+
 @dataclass
-class _Totals:
-    # Chunks handed to worker processes and not finished yet, over all streams.
-    slots: threading.BoundedSemaphore
+class _LaneResult:
     received: int = 0
+    out_of_window: int = 0
     unknown_fields: int = 0
     rejected: list[Rejected] = field(default_factory=list)
-    out_of_window: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TABLES, 0))
+    # what a worker's own client did (zero in the caller, whose client counts for itself)
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+    bytes_received: int = 0
+
+    def add(self, chunk: ChunkResult, lock: threading.Lock) -> None:
+        with lock:
+            self.received += chunk.received
+            self.out_of_window += chunk.out_of_window
+            self.unknown_fields += chunk.unknown_fields
+            self.rejected.extend(chunk.rejected)
+            for table, rows in chunk.rows.items():
+                self.rows[table] += rows
 
 
 def _batches(ids: Sequence[str], size: int) -> list[list[str]]:
@@ -84,136 +128,181 @@ def export_runs_partition(
 ) -> RunsExportResult:
     """Fetch every run that started on ``day`` (UTC) and replace the day's partitions of ``runs``,
     ``run_feedback_stats`` and ``_rejected``. Nothing replaces the old partitions unless the whole day
-    was fetched and written. ``pool``: worker processes to reuse across partitions (else, with
-    ``options.workers``, a pool is started for this call)."""
+    was fetched and written. ``pool``: ``options.workers`` worker processes to reuse across partitions
+    (else, with ``options.workers``, a pool is started for this call)."""
     opts = options or RunsExportOptions()
-    limit_malloc_arenas()  # before the fetching threads start: see pipelines/memory.py
+    limit_malloc_arenas()  # before any thread starts: see pipelines/memory.py
     value = day.isoformat()
     staged = {
         "runs": sink.begin("runs", RUNS, "start_date", value),
         "run_feedback_stats": sink.begin("run_feedback_stats", RUN_FEEDBACK_STATS, "start_date", value),
         "_rejected": sink.begin("_rejected", REJECTED, "source=runs/partition", value),
     }
-    totals = _Totals(slots=threading.BoundedSemaphore(max(1, opts.workers) * CHUNKS_IN_FLIGHT_PER_WORKER))
-    pages_before = client.stats.pages
     streams = [
-        (s_index, b_index, window, batch)
-        for b_index, batch in enumerate(_batches(project_ids, opts.project_batch))
-        for s_index, window in enumerate(time_slices(day, opts.slices))
+        _Stream(s, b, window, batch)
+        for b, batch in enumerate(_batches(project_ids, opts.project_batch))
+        for s, window in enumerate(time_slices(day, opts.slices))
     ]
+    pages_before = client.stats.pages
     try:
-        with ExitStack() as stack:
-            if pool is None and opts.workers > 0:
-                pool = stack.enter_context(process_pool(opts.workers))
-            threads = stack.enter_context(
-                ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="runs")
-            )
-            futures = [
-                threads.submit(
-                    _export_stream,
-                    client,
-                    sink,
-                    staged,
-                    day,
-                    s,
-                    b,
-                    window,
-                    batch,
-                    opts,
-                    exported_at,
-                    totals,
-                    pool,
-                )
-                for s, b, window, batch in streams
-            ]
-            for future in futures:
-                future.result()
-        if totals.rejected:
+        dirs = {t: staged[t].writable_dir() for t in _TABLES}
+        lane_results = _run_lanes(client, sink, dirs, day, streams, opts, exported_at, pool)
+        total = _LaneResult()
+        for result in lane_results:
+            for table, rows in result.rows.items():
+                staged[table].add_rows(rows)
+            total.received += result.received
+            total.out_of_window += result.out_of_window
+            total.unknown_fields += result.unknown_fields
+            total.rejected.extend(result.rejected)
+        if total.rejected:
             staged["_rejected"].write(
-                "part-00000.parquet", rejected_table("runs", totals.rejected, exported_at)
+                "part-00000.parquet", rejected_table("runs", total.rejected, exported_at)
             )
         infos = {name: part.commit() for name, part in staged.items()}
     except BaseException:
         for part in staged.values():
             part.abort()
         raise
+    if total.out_of_window:
+        log.warning("%s: %d runs outside the requested windows were skipped", day, total.out_of_window)
     return RunsExportResult(
         partition=value,
         tables=infos,
-        received=totals.received,
+        received=total.received,
         pages=client.stats.pages - pages_before,
-        rejected=len(totals.rejected),
-        out_of_window=totals.out_of_window,
-        unknown_fields=totals.unknown_fields,
+        rejected=len(total.rejected),
+        out_of_window=total.out_of_window,
+        unknown_fields=total.unknown_fields,
     )
+
+
+def _run_lanes(
+    client: LangSmithClient,
+    sink: ParquetSink,
+    dirs: dict[str, str],
+    day: date,
+    streams: list[_Stream],
+    opts: RunsExportOptions,
+    exported_at: datetime,
+    pool: Executor | None,
+) -> list[_LaneResult]:
+    """Run the streams in the caller (one lane) or share them out among the worker processes."""
+
+    def lane(part: list[_Stream], threads: int, processing: int, settings: ClientSettings | None) -> _Lane:
+        return _Lane(
+            day, part, threads, processing, opts.page_size, opts.flush_rows, sink.root_uri, dirs,
+            sink.options, exported_at, settings,
+        )  # fmt: skip
+
+    if opts.workers <= 0:
+        return [run_lane(lane(streams, max(1, opts.concurrency), PROCESSING_IN_CALLER, None), client)]
+    if client.settings is None:
+        raise ValueError("worker processes need a client that can be reopened (no custom transport)")
+    lanes = min(opts.workers, len(streams))
+    # Neighbouring slices go to different workers, so a busy hour is shared out.
+    per_lane = max(1, -(-opts.concurrency // lanes))
+    settings = client.settings.share(lanes)
+    tasks = [lane(streams[i::lanes], per_lane, PROCESSING_PER_WORKER, settings) for i in range(lanes)]
+    with ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(process_pool(opts.workers))
+        futures = [pool.submit(run_lane, task) for task in tasks]
+        results, errors = _gather(futures)
+    for result in results:  # what the workers' own clients did counts as this client's work
+        client.stats.add(
+            requests=result.requests, retries=result.retries, pages=result.pages,
+            bytes_received=result.bytes_received,
+        )  # fmt: skip
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _gather(futures: list[Future[T]]) -> tuple[list[T], list[BaseException]]:
+    """Every outcome, waiting for all: a failed stream or lane does not leave others writing behind
+    our back while the partition is aborted."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as exc:  # re-raised by the caller once all are done
+            errors.append(exc)
+    return results, errors
+
+
+def run_lane(lane: _Lane, client: LangSmithClient | None = None) -> _LaneResult:
+    """Fetch and process a lane's streams on ``lane.threads`` threads; in a worker process (no
+    ``client``) with a client of its own, opened from ``lane.client``."""
+    result = _LaneResult()
+    lock = threading.Lock()
+    processing = threading.BoundedSemaphore(lane.processing)
+    with ExitStack() as stack:
+        own = client is None
+        if own:
+            limit_malloc_arenas()
+            assert lane.client is not None
+            client = stack.enter_context(lane.client.open())
+        assert client is not None
+        threads = stack.enter_context(ThreadPoolExecutor(lane.threads, thread_name_prefix="runs"))
+        futures = [
+            threads.submit(_export_stream, client, lane, stream, processing, result, lock)
+            for stream in lane.streams
+        ]
+        errors = _gather(futures)[1]
+        if errors:
+            raise errors[0]
+        if own:
+            stats = client.stats
+            result.requests, result.retries = stats.requests, stats.retries
+            result.pages, result.bytes_received = stats.pages, stats.bytes_received
+    return result
 
 
 def _export_stream(
     client: LangSmithClient,
-    sink: ParquetSink,
-    staged: dict[str, StagedPartition],
-    day: date,
-    slice_index: int,
-    batch_index: int,
-    window: tuple[datetime, datetime],
-    project_ids: list[str],
-    opts: RunsExportOptions,
-    exported_at: datetime,
-    totals: _Totals,
-    pool: Executor | None,
+    lane: _Lane,
+    stream: _Stream,
+    processing: threading.BoundedSemaphore,
+    result: _LaneResult,
+    lock: threading.Lock,
 ) -> None:
     body = {
-        "project_ids": project_ids,
-        "min_start_time": rfc3339_us(window[0]),
-        "max_start_time": rfc3339_us(window[1]),
+        "project_ids": stream.project_ids,
+        "min_start_time": rfc3339_us(stream.window[0]),
+        "max_start_time": rfc3339_us(stream.window[1]),
         "selects": list(RUN_SELECTS),
-        "page_size": opts.page_size,
+        "page_size": lane.page_size,
         "sort_order": "ASC",
     }
-    label = f"{day} slice {slice_index} batch {batch_index} "
-    pages_per_chunk = max(1, opts.flush_rows // opts.page_size)
-    in_flight: list[Future[ChunkResult]] = []
+    label = f"{lane.day} slice {stream.slice_index} batch {stream.batch_index} "
+    pages_per_chunk = max(1, lane.flush_rows // lane.page_size)
     chunk: list[bytes] = []
     chunks = 0
 
-    def submit() -> None:
+    def process() -> None:
         nonlocal chunk, chunks
-        name = f"part-{batch_index:03d}-{slice_index:03d}-{chunks:05d}.parquet"
+        name = f"part-{stream.batch_index:03d}-{stream.slice_index:03d}-{chunks:05d}.parquet"
         task = ChunkTask(
             pages=chunk,
-            window=window,
-            root=sink.root_uri,
-            files={t: staged[t].file_path(name) for t in ("runs", "run_feedback_stats")},
-            exported_at=exported_at,
-            options=sink.options,
+            window=stream.window,
+            root=lane.root,
+            files={t: f"{lane.dirs[t]}/{name}" for t in _TABLES},
+            exported_at=lane.exported_at,
+            options=lane.options,
         )
         chunk, chunks = [], chunks + 1
-        if pool is None:
-            _account(staged, totals, process_chunk(task), label)
-            return
-        totals.slots.acquire()  # waits while the workers already have enough queued
-        future = pool.submit(process_chunk, task)
-        future.add_done_callback(lambda _: totals.slots.release())
-        in_flight.append(future)
+        with processing:
+            done = process_chunk(task)
+        result.add(done, lock)
+        if done.out_of_window:
+            log.info("%s: %d runs outside the window were skipped", label, done.out_of_window)
 
     pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_envelope)
     for page in prefetched(pages):
         chunk.append(page.content)
         if len(chunk) >= pages_per_chunk:
-            submit()
+            process()
     if chunk:
-        submit()
-    for future in in_flight:
-        _account(staged, totals, future.result(), label)
-
-
-def _account(staged: dict[str, StagedPartition], totals: _Totals, result: ChunkResult, label: str) -> None:
-    for table, rows in result.rows.items():
-        staged[table].add_rows(rows)
-    with totals.lock:
-        totals.received += result.received
-        totals.rejected.extend(result.rejected)
-        totals.out_of_window += result.out_of_window
-        totals.unknown_fields += result.unknown_fields
-    if result.out_of_window:
-        log.warning("%s: %d runs outside the requested window were skipped", label, result.out_of_window)
+        process()

@@ -153,3 +153,41 @@ def test_output_is_the_same_whatever_the_slicing_and_concurrency(
         )
     assert contents[0] == contents[1]
     assert len(contents[0]["runs"]) > 100
+
+
+def test_worker_processes_report_their_requests_and_their_errors_whole(
+    simulator: Simulator, world: World, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from pipelines.client import LangSmithClient
+    from pipelines.errors import LangSmithAuthError
+    from pipelines.export.runs import RunsExportOptions, export_runs_partition
+    from pipelines.sink import ParquetSink
+
+    options = RunsExportOptions(slices=4, concurrency=4, workers=2)
+    projects = [p.id for p in world.projects]
+    now = datetime.now(UTC)
+    with LangSmithClient(api_key=simulator.api_key, endpoint=simulator.url) as client:
+        result = export_runs_partition(
+            client, ParquetSink(tmp_path), DAYS[0], projects, exported_at=now, options=options
+        )
+        # the workers' own clients did the fetching; their counts are this client's
+        assert result.tables["runs"].rows == result.received == len(world.runs_on(DAYS[0]))
+        assert client.stats.pages == result.pages >= 4 and client.stats.requests >= 4
+        assert client.stats.bytes_received > 0
+
+    secret = "lsv2_pt_wrong_0123456789"
+    bad_root = tmp_path / "bad"
+    with (
+        LangSmithClient(api_key=secret, endpoint=simulator.url) as client,
+        pytest.raises(LangSmithAuthError) as err,
+    ):
+        export_runs_partition(
+            client, ParquetSink(bad_root), DAYS[0], projects, exported_at=now, options=options
+        )
+    assert err.value.status == 401 and "LANGSMITH_API_KEY" in str(err.value)
+    assert secret not in str(err.value) and secret not in repr(client.settings)
+    assert not list(bad_root.rglob("*.parquet"))
