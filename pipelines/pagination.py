@@ -91,27 +91,29 @@ _DONE = object()
 
 
 def prefetched(pages: Iterator[P], depth: int = 1) -> Iterator[P]:
-    """Fetch the next ``depth`` pages in a background thread while the caller works on this one.
+    """Fetch up to ``depth`` pages ahead in a background thread while the caller works on this one.
 
     A cursor stream is sequential, but its next request need not wait for the current page to be
-    flattened and written. Errors of the fetching thread are raised in the caller; if the caller stops
-    early, the fetching thread stops at its next page.
+    flattened and written. The fetching thread starts a request only when a slot is free, so no more
+    than ``depth`` pages are ever held beyond the caller's. Errors of the fetching thread are raised in
+    the caller; if the caller stops early, the fetching thread stops before its next request.
     """
-    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    slots: queue.Queue[object] = queue.Queue()
+    ahead = threading.Semaphore(depth)
     stop = threading.Event()
 
     def pump() -> None:
         try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        slots.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            while True:
+                while not ahead.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            slots.put(_DONE)
+                page = next(pages, _DONE)
+                slots.put(page)
+                if page is _DONE:
+                    return
         except BaseException as exc:
             slots.put(_Failed(exc))
 
@@ -120,6 +122,7 @@ def prefetched(pages: Iterator[P], depth: int = 1) -> Iterator[P]:
     try:
         while True:
             item = slots.get()
+            ahead.release()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):

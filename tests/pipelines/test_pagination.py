@@ -39,5 +39,20 @@ def test_the_fetcher_stops_when_the_caller_stops() -> None:
     assert next(stream) == 0
     stream.close()
     time.sleep(0.3)
-    assert len(fetched) <= 3  # the one taken, the one queued, at most one in flight
+    assert len(fetched) <= 2  # the one taken and at most one fetched ahead
     assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_no_more_than_depth_pages_are_fetched_ahead_of_the_caller() -> None:
+    fetched = []
+
+    def pages() -> Iterator[int]:
+        for n in range(20):
+            fetched.append(n)
+            yield n
+
+    for taken, page in enumerate(prefetched(pages(), depth=2), start=1):
+        time.sleep(0.02)  # the caller is slower than the fetcher
+        assert page == taken - 1
+        assert len(fetched) <= taken + 2
+    assert len(fetched) == 20
