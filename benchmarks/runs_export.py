@@ -203,27 +203,29 @@ def _load_pages(folder: str) -> list[bytes]:
 
 
 def phase_process_ours(args: argparse.Namespace) -> None:
-    import pyarrow.parquet as pq
-
-    from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS, flatten_run_feedback_stats, flatten_runs
-    from pipelines.records import decode_runs_page
+    """The export's own chunk processing (decode, window, flatten, write a file per table) on the
+    pages already in memory, in chunks of the default ``flush_rows``, on one thread."""
+    from pipelines.export.chunks import ChunkTask, process_chunk
+    from pipelines.export.runs import RunsExportOptions
+    from pipelines.sink import ParquetOptions
 
     pages = _load_pages(args.pages)
+    per_chunk = RunsExportOptions().flush_rows // 1000
     now = datetime.now(UTC)
+    window = (datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC), datetime.fromisoformat(END))
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        runs_writer = pq.ParquetWriter(
-            f"{root}/runs.parquet", RUNS, compression="zstd", compression_level=args.level
-        )
-        stats_writer = pq.ParquetWriter(f"{root}/stats.parquet", RUN_FEEDBACK_STATS, compression="zstd")
         n = 0
-        for content in pages:
-            page = decode_runs_page(content)
-            runs_writer.write_table(flatten_runs(page.items, now))
-            stats_writer.write_table(flatten_run_feedback_stats(page.items, now))
-            n += len(page.items)
-        runs_writer.close()
-        stats_writer.close()
+        for i in range(0, len(pages), per_chunk):
+            task = ChunkTask(
+                pages=pages[i : i + per_chunk],
+                window=window,
+                root=root,
+                files={t: f"{root}/{t}-{i:05d}.parquet" for t in ("runs", "run_feedback_stats")},
+                exported_at=now,
+                options=ParquetOptions(compression_level=args.level),
+            )
+            n += process_chunk(task).rows["runs"]
         emit(runs=n, seconds=time.perf_counter() - started, json_mb=sum(map(len, pages)) / 1e6)
 
 

@@ -368,27 +368,3 @@ class GroupV1(msgspec.Struct, kw_only=True):
 
 class GroupsPage(msgspec.Struct):
     groups: list[GroupV1]
-
-
-class _Envelope(msgspec.Struct):
-    items: Raw = NULL
-    next_cursor: str | None = None
-
-
-class RawRunsPage(msgspec.Struct):
-    """A runs page still as bytes, with its cursor: what fetching needs, before any processing."""
-
-    content: bytes
-    next_cursor: str | None
-
-
-_decode_envelope = msgspec.json.Decoder(type=_Envelope).decode
-
-
-def decode_runs_envelope(content: bytes) -> RawRunsPage:
-    """Only the cursor; the items are validated as JSON (a truncated body still fails here and is
-    retried) but not decoded: that happens where the page is processed, maybe in another process."""
-    envelope = _decode_envelope(content)
-    if not bytes(envelope.items).startswith(b"["):
-        raise msgspec.DecodeError("a runs page must have an items array")
-    return RawRunsPage(content=content, next_cursor=envelope.next_cursor)

@@ -1,14 +1,15 @@
-"""Processing a chunk of raw runs pages into Parquet files: decode, flatten, write.
+"""Processing a chunk of runs pages into Parquet files: decode (unless the fetcher did), window,
+flatten, write one file per table.
 
-A pure function of its task, so it runs the same in the fetching thread or in a worker process
-(``RunsExportOptions.workers``): with workers, decoding, flattening and compression use every core
-while the parent process only fetches.
+A pure function of its task: the runs export calls it in the process that fetched the pages (a
+worker process, or the caller with ``workers=0``); ``process_pool`` starts those worker processes.
 """
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,13 +21,13 @@ import pyarrow.parquet as pq
 
 from pipelines.flatten.runs import flatten_run_feedback_stats, flatten_runs
 from pipelines.memory import limit_malloc_arenas
-from pipelines.records import Rejected, RunV2, decode_runs_page
+from pipelines.records import Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, parquet_writer_options, resolve_root
 
 
 @dataclass(frozen=True)
 class ChunkTask:
-    pages: list[bytes]
+    pages: Sequence[bytes | Decoded[RunV2]]  # runs pages, as received or already decoded
     window: tuple[datetime, datetime]
     root: str  # the sink root (path or URI): a worker process opens its own filesystem
     files: dict[str, str]  # table -> path of the file to write (within the root's filesystem)
@@ -65,7 +66,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     unknown: list[bytes | None] = []
     low, high = task.window
     for content in task.pages:
-        page = decode_runs_page(content)
+        page = content if isinstance(content, Decoded) else decode_runs_page(content)
         result.received += len(page.items) + len(page.rejected)
         result.rejected.extend(page.rejected)
         result.unknown_fields += sum(1 for u in page.unknown or [] if u)

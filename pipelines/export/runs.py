@@ -27,7 +27,7 @@ from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_s
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import limit_malloc_arenas
 from pipelines.pagination import CursorPaginator, prefetched
-from pipelines.records import RUN_SELECTS, Rejected, decode_runs_envelope
+from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def _export_stream(
     }
     label = f"{lane.day} slice {stream.slice_index} batch {stream.batch_index} "
     pages_per_chunk = max(1, lane.flush_rows // lane.page_size)
-    chunk: list[bytes] = []
+    chunk: list[Decoded[RunV2]] = []
     chunks = 0
 
     def process() -> None:
@@ -299,9 +299,10 @@ def _export_stream(
         if done.out_of_window:
             log.info("%s: %d runs outside the window were skipped", label, done.out_of_window)
 
-    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_envelope)
+    # Each page is decoded once, where it is fetched (a truncated body fails there and is retried).
+    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
     for page in prefetched(pages):
-        chunk.append(page.content)
+        chunk.append(page)
         if len(chunk) >= pages_per_chunk:
             process()
     if chunk:
