@@ -45,8 +45,8 @@ _TABLES = ("runs", "run_feedback_stats")
 @dataclass(frozen=True)
 class RunsExportOptions:
     page_size: int = 1000
-    slices: int = 4
-    concurrency: int = 4
+    slices: int = 8
+    concurrency: int = 8
     flush_rows: int = 2_000
     project_batch: int = 100
     workers: int = 0  # processes that decode, flatten and write; 0: the fetching threads do it
