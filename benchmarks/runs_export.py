@@ -1,6 +1,6 @@
 """Benchmark of the runs export against the simulator, with a baseline and a naive path to compare.
 
-    python benchmarks/runs_export.py                      # 50,000 runs of ~7 KB, 300 ms pages
+    python benchmarks/runs_export.py                      # 50,000 runs of ~6.7 KB, 300 ms pages
     python benchmarks/runs_export.py --memory             # also peak RSS of a 50k vs a 500k-run day
     python benchmarks/runs_export.py --tiny               # seconds: what CI runs, to prove it runs
 
@@ -291,7 +291,12 @@ def main() -> None:
     )
     parser.add_argument("phase", nargs="?", default="all", choices=["all", *PHASES])
     parser.add_argument("--runs", type=int, default=50_000, help="runs in the simulated day")
-    parser.add_argument("--payload-chars", type=int, default=6_500, help="characters of input text per run")
+    parser.add_argument(
+        "--payload-chars",
+        type=int,
+        default=5_000,
+        help="characters of input text per run (5,000: ~6.7 KB runs, as in shared/performance-notes.md)",
+    )
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)

@@ -85,7 +85,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
 
 
 def process_pool(workers: int) -> Executor:
-    """Worker processes for ``process_chunk``; spawned, not forked (the parent runs threads)."""
+    """Worker processes for the runs export; spawned, not forked (the parent runs threads)."""
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_malloc_arenas
     )
