@@ -108,19 +108,27 @@ def _body(project_ids: list[str], page_size: int) -> dict[str, object]:
 
 
 def phase_ours(args: argparse.Namespace) -> None:
+    from contextlib import ExitStack
+
     from pipelines.client import LangSmithClient, RateLimiter
+    from pipelines.export.chunks import process_pool
     from pipelines.export.common import fetch_sessions
     from pipelines.export.runs import RunsExportOptions, export_runs_partition
     from pipelines.sink import ParquetOptions, ParquetSink
 
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        with LangSmithClient(
-            api_key=args.key,
-            endpoint=args.endpoint,
-            rate_limiter=RateLimiter(args.rate, 10.0),
-            max_connections=args.concurrency * 2,
-        ) as client:
+        with ExitStack() as stack:
+            # As the runs asset does: the worker processes start while the sessions are fetched.
+            pool = stack.enter_context(process_pool(args.workers)) if args.workers else None
+            client = stack.enter_context(
+                LangSmithClient(
+                    api_key=args.key,
+                    endpoint=args.endpoint,
+                    rate_limiter=RateLimiter(args.rate, 10.0),
+                    max_connections=args.concurrency * 2,
+                )
+            )
             sessions = fetch_sessions(client).items
             sink = ParquetSink(root, ParquetOptions(compression_level=args.level))
             result = export_runs_partition(
@@ -132,17 +140,18 @@ def phase_ours(args: argparse.Namespace) -> None:
                 options=RunsExportOptions(
                     slices=args.slices, concurrency=args.concurrency, workers=args.workers
                 ),
+                pool=pool,
             )
-            elapsed = time.perf_counter() - started
-            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            emit(
-                workers_peak_rss_mb=round(children, 1),
-                runs=result.tables["runs"].rows,
-                seconds=elapsed,
-                json_mb=client.stats.bytes_received / 1e6,
-                requests=client.stats.requests,
-                retries=client.stats.retries,
-            )
+        elapsed = time.perf_counter() - started  # the workers have exited: their usage is counted
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        emit(
+            workers_peak_rss_mb=round(children, 1),
+            runs=result.tables["runs"].rows,
+            seconds=elapsed,
+            json_mb=client.stats.bytes_received / 1e6,
+            requests=client.stats.requests,
+            retries=client.stats.retries,
+        )
 
 
 def phase_baseline(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ worker process, or the caller with ``workers=0``); ``process_pool`` starts those
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import multiprocessing
 from collections.abc import Sequence
@@ -84,8 +85,18 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     return result
 
 
+def _start_worker() -> None:
+    limit_malloc_arenas()
+    importlib.import_module("pipelines.export.runs")  # what every lane needs, loaded before the first
+
+
 def process_pool(workers: int) -> Executor:
-    """Worker processes for the runs export; spawned, not forked (the parent runs threads)."""
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_malloc_arenas
+    """Worker processes for the runs export; spawned, not forked (the parent runs threads).
+
+    They are started at once, so they load their modules while the caller does other work (e.g.
+    fetches the sessions), not when the first day is handed out."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
     )
+    pool.submit(int)  # a no-op: spawning starts with the first task
+    return pool
