@@ -368,3 +368,14 @@ class GroupV1(msgspec.Struct, kw_only=True):
 
 class GroupsPage(msgspec.Struct):
     groups: list[GroupV1]
+
+
+# msgspec builds a Struct type's decoding information the first time the type is used and can let
+# another thread see it half built: several fetching threads decoding their first pages at once
+# crashed a worker process (a segfault in msgspec's struct decoding; reproduced in
+# tests/pipelines/test_records_threads.py). Building it here, while the module is imported by one
+# thread, makes every later decode read finished information.
+for _record in (RunsPage, RawItemsPage, FeedbackStat, SessionV1, FeedbackV1, RunV1, ExampleV1, GroupsPage):
+    msgspec.json.Decoder(type=_record)
+    msgspec.json.Decoder(type=list[_record])  # type: ignore[valid-type]
+del _record
