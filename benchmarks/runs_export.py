@@ -5,13 +5,15 @@
     python benchmarks/runs_export.py --tiny               # seconds: what CI runs, to prove it runs
 
 Every measurement runs in a fresh child process (so peak RSS is its own) against a simulator in
-another process, and prints one JSON line; the parent prints the table and the ratios. Numbers are
-comparable only within one invocation (machines here are noisy).
+another process, which generates and encodes the day before it serves (``--prerender``), and prints
+one JSON line; the parent prints the table, the ratios and the CPU time per run of the export, its
+worker processes and the simulator (all on the same cores). Numbers are comparable only within one
+invocation (machines here are noisy).
 
 Phases:
   ours@latency      our export (time slices, concurrency, rate limiter) with page latency
   baseline@latency  a careful hand-written loop: sequential cursor, resp.json(), one DataFrame, one write
-  processing/ours   decode + flatten + write of the same pages already in memory (one thread)
+  processing/ours   the export's chunk processing (decode, flatten, write) on the pages in memory, one thread
   processing/naive  orjson.loads -> pl.DataFrame(list of dicts, scalar schema) -> write_parquet
   ours@0ms          our export end to end over HTTP with no latency
 """
@@ -371,14 +373,19 @@ def main() -> None:
     print("(targets: >= 10x, >= 2x, >= 60%)")
     if args.memory:
         small, big = (5_000, 50_000) if args.tiny else (50_000, 500_000)
-        peaks = {}
+        peaks: dict[int, tuple[float, float]] = {}
         for runs in (small, big):
             with SimulatorProcess(runs, args.payload_chars, 0, None) as sim:
                 r = child("_ours", sim, endpoint=sim.url, key=sim.key, **{**ours_opts, "rate": 100_000})
                 show(f"memory {runs:,}", r)
-                peaks[runs] = r["peak_rss_mb"]
-        ratio = peaks[big] / peaks[small]
-        print(f"peak RSS {big:,} / {small:,} runs: {ratio:.2f}x (targets: <= 1.5x, and under 1024 MB)")
+                peaks[runs] = (r["peak_rss_mb"], r["workers_peak_rss_mb"])
+        (parent_s, worker_s), (parent_b, worker_b) = peaks[small], peaks[big]
+        print(
+            f"peak RSS {big:,} / {small:,} runs: calling process {parent_b / parent_s:.2f}x "
+            f"({parent_s:.0f} -> {parent_b:.0f} MB), largest worker {worker_b / worker_s:.2f}x "
+            f"({worker_s:.0f} -> {worker_b:.0f} MB); whole export at most "
+            f"{parent_b + args.workers * worker_b:,.0f} MB (targets: <= 1.5x, and under 1024 MB)"
+        )
 
 
 if __name__ == "__main__":
