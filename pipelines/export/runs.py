@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
@@ -49,7 +49,7 @@ class RunsExportOptions:
     concurrency: int = 8
     flush_rows: int = 2_000
     project_batch: int = 100
-    workers: int = 0  # processes that decode, flatten and write; 0: the fetching threads do it
+    workers: int = 0  # processes that fetch, decode, flatten and write their slices; 0: all in the caller
 
 
 @dataclass
@@ -101,13 +101,14 @@ class _LaneResult:
     pages: int = 0
     bytes_received: int = 0
 
-    def add(self, chunk: ChunkResult, lock: threading.Lock) -> None:
-        with lock:
-            self.received += chunk.received
-            self.out_of_window += chunk.out_of_window
-            self.unknown_fields += chunk.unknown_fields
-            self.rejected.extend(chunk.rejected)
-            for table, rows in chunk.rows.items():
+    def add(self, part: ChunkResult | _LaneResult, lock: threading.Lock | None = None) -> None:
+        """Count a processed chunk (or a whole lane) in."""
+        with lock or nullcontext():
+            self.received += part.received
+            self.out_of_window += part.out_of_window
+            self.unknown_fields += part.unknown_fields
+            self.rejected.extend(part.rejected)
+            for table, rows in part.rows.items():
                 self.rows[table] += rows
 
 
@@ -149,12 +150,9 @@ def export_runs_partition(
         lane_results = _run_lanes(client, sink, dirs, day, streams, opts, exported_at, pool)
         total = _LaneResult()
         for result in lane_results:
-            for table, rows in result.rows.items():
-                staged[table].add_rows(rows)
-            total.received += result.received
-            total.out_of_window += result.out_of_window
-            total.unknown_fields += result.unknown_fields
-            total.rejected.extend(result.rejected)
+            total.add(result)
+        for table, rows in total.rows.items():
+            staged[table].add_rows(rows)
         if total.rejected:
             staged["_rejected"].write(
                 "part-00000.parquet", rejected_table("runs", total.rejected, exported_at)
