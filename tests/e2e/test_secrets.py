@@ -16,7 +16,11 @@ from tests.conftest import FIRST_DAY, resources_for
 SECRET = "lsv2_sk_5ecret_7b1c2d3e4f_never_anywhere"
 
 
-def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_key_appears_nowhere(
+    workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, capfd
+) -> None:
+    """With ``workers`` the key travels to worker processes, which retry on their own clients."""
     caplog.set_level(logging.DEBUG)  # everything any library logs, httpx and httpcore included
     world = World(WorldConfig(seed=5, first_day=FIRST_DAY, days=2, api_key=SECRET))
     home = tmp_path / "dagster_home"
@@ -29,17 +33,24 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "dagster/asset_partition_range_start": FIRST_DAY.isoformat(),
             "dagster/asset_partition_range_end": (FIRST_DAY + timedelta(days=1)).isoformat(),
         }
-        config = {"max_attempts": 12, "max_backoff_seconds": 0.2}
+        config = {"max_attempts": 12, "max_backoff_seconds": 0.2, "workers": workers}
         result = materialize(
             ASSETS, resources=resources_for(sim, root, **config), instance=instance, tags=tags
         )
         assert result.success
+        worker_output = capfd.readouterr()
         assert any("retrying" in r.getMessage() for r in caplog.records)
+        (runs_meta, *_) = result.asset_materializations_for_node("runs")
+        assert runs_meta.metadata["retries"].value > 0  # with workers, their own clients' retries
 
         # A failing run too: the server echoes the key it rejects back in its error detail.
         monkeypatch.setenv("LANGSMITH_API_KEY", SECRET + "_revoked")
         failed = materialize(
-            ASSETS, resources=resources_for(sim, root), instance=instance, tags=tags, raise_on_error=False
+            ASSETS,
+            resources=resources_for(sim, root, workers=workers),
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
         )
         assert not failed.success
 
@@ -48,7 +59,9 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         records = [entry for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
 
     assert events and runs and records
+    output = capfd.readouterr()
     haystacks = {
+        "process output": worker_output.out + worker_output.err + output.out + output.err,
         "log records": "\n".join(r.getMessage() for r in caplog.records) + caplog.text,
         "dagster events": "\n".join(events),
         "event storage": "\n".join(str(r) for r in records),
