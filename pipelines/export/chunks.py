@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import logging
+import logging.handlers
 import multiprocessing
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -85,18 +88,55 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     return result
 
 
-def _start_worker() -> None:
+# Library code logs under this logger; worker processes send its records to the caller, where they
+# reach the same handlers (Dagster's event log included) as the caller's own.
+_LOGGER = "pipelines"
+
+
+def _start_worker(records: multiprocessing.Queue[logging.LogRecord | None], level: int) -> None:
     limit_malloc_arenas()
+    logger = logging.getLogger(_LOGGER)
+    logger.addHandler(logging.handlers.QueueHandler(records))
+    logger.setLevel(level)
+    logger.propagate = False
     importlib.import_module("pipelines.export.runs")  # what every lane needs, loaded before the first
+
+
+def _forward(records: multiprocessing.Queue[logging.LogRecord | None]) -> None:
+    while (record := records.get()) is not None:
+        logging.getLogger(record.name).handle(record)
+
+
+class _WorkerPool(ProcessPoolExecutor):
+    """A process pool whose workers' log records are handled in this process."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._records: multiprocessing.Queue[logging.LogRecord | None] = context.Queue()
+        level = logging.getLogger(_LOGGER).getEffectiveLevel()
+        super().__init__(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self._records, level),
+        )
+        self._forwarder = threading.Thread(
+            target=_forward, args=(self._records,), name="worker-logs", daemon=True
+        )
+        self._forwarder.start()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait:  # the workers are gone: nothing more will come
+            self._records.put(None)
+            self._forwarder.join()
 
 
 def process_pool(workers: int) -> Executor:
     """Worker processes for the runs export; spawned, not forked (the parent runs threads).
 
     They are started at once, so they load their modules while the caller does other work (e.g.
-    fetches the sessions), not when the first day is handed out."""
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-    )
+    fetches the sessions), not when the first day is handed out; what they log is handled here."""
+    pool = _WorkerPool(workers)
     pool.submit(int)  # a no-op: spawning starts with the first task
     return pool

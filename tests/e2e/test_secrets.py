@@ -20,7 +20,8 @@ SECRET = "lsv2_sk_5ecret_7b1c2d3e4f_never_anywhere"
 def test_the_key_appears_nowhere(
     workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, capfd
 ) -> None:
-    """With ``workers`` the key travels to worker processes, which retry on their own clients."""
+    """With ``workers`` the key travels to worker processes, which retry on their own clients and
+    whose log records are handled in the calling process."""
     caplog.set_level(logging.DEBUG)  # everything any library logs, httpx and httpcore included
     world = World(WorldConfig(seed=5, first_day=FIRST_DAY, days=2, api_key=SECRET))
     home = tmp_path / "dagster_home"
@@ -42,6 +43,7 @@ def test_the_key_appears_nowhere(
         assert any("retrying" in r.getMessage() for r in caplog.records)
         (runs_meta, *_) = result.asset_materializations_for_node("runs")
         assert runs_meta.metadata["retries"].value > 0  # with workers, their own clients' retries
+        assert any("retrying POST /api/v2/runs/query" in r.getMessage() for r in caplog.records)
 
         # A failing run too: the server echoes the key it rejects back in its error detail.
         monkeypatch.setenv("LANGSMITH_API_KEY", SECRET + "_revoked")
