@@ -132,29 +132,46 @@ _INT32_MAX = 2**31 - 1
 
 
 def raw_json(values: Iterable[msgspec.Raw | None]) -> pa.Array:
-    """Raw JSON tokens as UTF-8 text; a JSON ``null`` (or a missing value) becomes a SQL null.
+    """Raw JSON tokens as UTF-8 text; a JSON ``null`` (or a missing value) becomes a SQL null."""
+    return raw_json_columns([values])[0]
 
-    The column is assembled from buffers: one ``join`` copies every token into the data buffer and the
-    offsets are the running sum of their lengths, so no per-value ``bytes`` object is made (this is
-    most of the bytes of a run: inputs and outputs).
+
+def raw_json_columns(columns: Sequence[Iterable[msgspec.Raw | None]]) -> list[pa.Array]:
+    """Several columns of raw JSON tokens (of equal length) as UTF-8 text columns.
+
+    They are assembled from buffers: one ``join`` copies every token into one data buffer, the offsets
+    are the running sum of their lengths, and each column is a slice of the whole; so there is no
+    per-value ``bytes`` object (most of a run's bytes are its inputs and outputs) and the fixed cost
+    of building, validating and null-checking an array is paid once, not per column.
     """
-    given = values if isinstance(values, list) else list(values)
-    tokens = cast("list[msgspec.Raw]", [_NULL if v is None else v for v in given] if None in given else given)
+    given = [c if isinstance(c, list) else list(c) for c in columns]
+    n = len(given[0]) if given else 0
+    if any(len(c) != n for c in given):
+        raise ValueError("raw JSON columns must have the same length")
+    tokens = cast(
+        "list[msgspec.Raw]",
+        [_NULL if v is None else v for c in given for v in c]
+        if any(None in c for c in given)
+        else [v for c in given for v in c],
+    )
+    if not tokens:
+        return [pa.array([], pa.string()) for _ in given]
     data = b"".join(tokens)  # type: ignore[arg-type]  # Raw is a buffer
     if len(data) > _INT32_MAX:  # more than one string array holds: Arrow splits it into chunks
-        return pa.array([bytes(v) for v in tokens], pa.string())
-    n = len(tokens)
-    if not n:
-        return pa.array([], pa.string())
+        return [
+            pa.array([bytes(v) for v in tokens[k * n : (k + 1) * n]], pa.string()) for k in range(len(given))
+        ]
     lengths = pa.array(list(map(len, tokens)), pa.int32())
     offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths)])
-    texts = pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(data))
+    texts = pa.StringArray.from_buffers(len(tokens), offsets.buffers()[1], pa.py_buffer(data))
     texts.validate(full=True)  # UTF-8, as the JSON text must be
     is_null = pc.equal(texts, "null")
-    if not pc.any(is_null).as_py():
-        return texts
-    valid = pc.invert(is_null)
-    return pa.StringArray.from_buffers(n, texts.buffers()[1], texts.buffers()[2], valid.buffers()[1])
+    if pc.any(is_null).as_py():
+        valid = pc.invert(is_null)
+        texts = pa.StringArray.from_buffers(
+            len(tokens), texts.buffers()[1], texts.buffers()[2], valid.buffers()[1]
+        )
+    return [texts.slice(k * n, n) for k in range(len(given))]
 
 
 def json_objects(values: Iterable[Any]) -> pa.Array:

@@ -28,7 +28,7 @@ from pipelines.flatten.common import (
     feedback_stats_long,
     from_columns,
     money,
-    raw_json,
+    raw_json_columns,
     strings,
     timestamps,
     unknown_fields_column,
@@ -198,8 +198,7 @@ def _stage(
     staged: dict[str, pa.Array] = {}
     for name in _STRING_FIELDS:
         staged[name] = pa.array(columns[name], pa.string())
-    for name in _RAW_FIELDS:
-        staged[name] = raw_json(columns[name])
+    staged.update(zip(_RAW_FIELDS, raw_json_columns([columns[name] for name in _RAW_FIELDS]), strict=True))
     for name, type_ in _TYPED_FIELDS.items():
         staged[name] = pa.array(columns[name], type_)
     staged["unknown_fields"] = unknown_json(unknown, len(items))

@@ -122,3 +122,16 @@ def test_raw_json_text_keeps_bytes_and_nulls() -> None:
     assert text.type == pa.string()
     assert text.to_pylist() == ['{"a": "é"}', None, None, " [1, 2]"]
     assert raw_json(iter([])).to_pylist() == []
+
+
+def test_raw_json_columns_are_sliced_from_one_buffer_each_with_its_own_nulls() -> None:
+    import pytest
+    from msgspec import Raw
+
+    from pipelines.flatten.common import raw_json_columns
+
+    first, second = raw_json_columns([[Raw(b"1"), Raw(b"null")], [None, Raw(b'{"k": [2]}')]])
+    assert first.to_pylist() == ["1", None] and second.to_pylist() == [None, '{"k": [2]}']
+    assert (first.null_count, second.null_count) == (1, 1)
+    with pytest.raises(ValueError, match="same length"):
+        raw_json_columns([[Raw(b"1")], []])
