@@ -14,10 +14,11 @@ import logging.handlers
 import multiprocessing
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -93,7 +94,22 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
 _LOGGER = "pipelines"
 
 
-def _start_worker(records: multiprocessing.Queue[logging.LogRecord | None], level: int) -> None:
+# Work handed out while it is done: (export token, index of a stream, or None: no more for a thread).
+StreamQueue = Any  # a multiprocessing.Queue[tuple[str, int | None]] (or queue.Queue in one process)
+_shared_streams: StreamQueue | None = None
+
+
+def shared_streams() -> StreamQueue:
+    """In a worker process: the queue its pool hands streams out through."""
+    assert _shared_streams is not None, "not in a worker process of process_pool"
+    return _shared_streams
+
+
+def _start_worker(
+    records: multiprocessing.Queue[logging.LogRecord | None], level: int, streams: StreamQueue
+) -> None:
+    global _shared_streams
+    _shared_streams = streams
     limit_malloc_arenas()
     logger = logging.getLogger(_LOGGER)
     logger.addHandler(logging.handlers.QueueHandler(records))
@@ -107,18 +123,21 @@ def _forward(records: multiprocessing.Queue[logging.LogRecord | None]) -> None:
         logging.getLogger(record.name).handle(record)
 
 
-class _WorkerPool(ProcessPoolExecutor):
-    """A process pool whose workers' log records are handled in this process."""
+class WorkerPool(ProcessPoolExecutor):
+    """A process pool whose workers' log records are handled in this process, and whose workers take
+    streams from one shared queue (``streams``): whichever is free takes the next one."""
 
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self.streams: StreamQueue = context.Queue()
         self._records: multiprocessing.Queue[logging.LogRecord | None] = context.Queue()
         level = logging.getLogger(_LOGGER).getEffectiveLevel()
         super().__init__(
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(self._records, level),
+            initargs=(self._records, level, self.streams),
         )
         self._forwarder = threading.Thread(
             target=_forward, args=(self._records,), name="worker-logs", daemon=True
@@ -132,11 +151,11 @@ class _WorkerPool(ProcessPoolExecutor):
             self._forwarder.join()
 
 
-def process_pool(workers: int) -> Executor:
+def process_pool(workers: int) -> WorkerPool:
     """Worker processes for the runs export; spawned, not forked (the parent runs threads).
 
     They are started at once, so they load their modules while the caller does other work (e.g.
     fetches the sessions), not when the first day is handed out; what they log is handled here."""
-    pool = _WorkerPool(workers)
+    pool = WorkerPool(workers)
     pool.submit(int)  # a no-op: spawning starts with the first task
     return pool

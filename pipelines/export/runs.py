@@ -1,10 +1,10 @@
 """Exporting one daily partition of runs: time slices fetched concurrently, streamed to Parquet.
 
 A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects.
-The streams are shared out among ``lanes``: with ``workers`` each worker process is one lane that opens
-its own client (with its share of the rate limit), fetches its streams on threads, and decodes,
-flattens and writes them itself, so no page crosses a process boundary and the parent only waits;
-with ``workers=0`` the calling process is the one lane. Every ``flush_rows`` runs of a stream become
+With ``workers`` each worker process opens its own client (with its share of the rate limit), takes
+streams from its pool's shared queue on threads as they get free, and decodes, flattens and writes
+them itself, so no page crosses a process boundary and the caller only waits; with ``workers=0`` the
+calling process does the same on its own threads. Every ``flush_rows`` runs of a stream become
 one chunk, written as one file per table; each stream prefetches its next page while a chunk is
 processed. Memory is bounded by the streams in flight and the chunk size, never by the size of the
 day. File names depend only on (batch, slice, chunk): the output does not depend on timing.
@@ -13,16 +13,26 @@ day. File names depend only on (batch, slice, chunk): the output does not depend
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import uuid
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
 
 from pipelines.client import ClientSettings, LangSmithClient
-from pipelines.export.chunks import ChunkResult, ChunkTask, process_chunk, process_pool
+from pipelines.export.chunks import (
+    ChunkResult,
+    ChunkTask,
+    StreamQueue,
+    WorkerPool,
+    process_chunk,
+    process_pool,
+    shared_streams,
+)
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import limit_malloc_arenas
@@ -76,7 +86,8 @@ class _Lane:
     """Streams fetched and processed by one process (picklable: sent to a worker process)."""
 
     day: date
-    streams: list[_Stream]
+    token: str  # this export's mark on the streams it puts in the queue
+    streams: list[_Stream]  # every stream of the partition; each taken by index from the queue
     threads: int
     processing: int
     page_size: int
@@ -125,7 +136,7 @@ def export_runs_partition(
     *,
     exported_at: datetime,
     options: RunsExportOptions | None = None,
-    pool: Executor | None = None,
+    pool: WorkerPool | None = None,
 ) -> RunsExportResult:
     """Fetch every run that started on ``day`` (UTC) and replace the day's partitions of ``runs``,
     ``run_feedback_stats`` and ``_rejected``. Nothing replaces the old partitions unless the whole day
@@ -183,29 +194,39 @@ def _run_lanes(
     streams: list[_Stream],
     opts: RunsExportOptions,
     exported_at: datetime,
-    pool: Executor | None,
+    pool: WorkerPool | None,
 ) -> list[_LaneResult]:
-    """Run the streams in the caller (one lane) or share them out among the worker processes."""
+    """Run the streams in the caller (one lane) or in the worker processes, which take them from the
+    pool's shared queue as they get free: a slow worker or a busy hour does not hold the rest up."""
+    token = uuid.uuid4().hex
 
-    def lane(part: list[_Stream], threads: int, processing: int, settings: ClientSettings | None) -> _Lane:
+    def lane(threads: int, processing: int, settings: ClientSettings | None) -> _Lane:
         return _Lane(
-            day, part, threads, processing, opts.page_size, opts.flush_rows, sink.root_uri, dirs,
-            sink.options, exported_at, settings,
+            day, token, streams, threads, processing, opts.page_size, opts.flush_rows, sink.root_uri,
+            dirs, sink.options, exported_at, settings,
         )  # fmt: skip
 
+    def hand_out(to: StreamQueue, threads: int) -> None:
+        for index in range(len(streams)):
+            to.put((token, index))
+        for _ in range(threads):
+            to.put((token, None))
+
     if opts.workers <= 0:
-        return [run_lane(lane(streams, max(1, opts.concurrency), PROCESSING_IN_CALLER, None), client)]
+        threads = max(1, min(opts.concurrency, len(streams)))
+        local: queue.Queue[tuple[str, int | None]] = queue.Queue()
+        hand_out(local, threads)
+        return [run_lane(lane(threads, PROCESSING_IN_CALLER, None), client, local)]
     if client.settings is None:
         raise ValueError("worker processes need a client that can be reopened (no custom transport)")
     lanes = min(opts.workers, len(streams))
-    # Neighbouring slices go to different workers, so a busy hour is shared out.
-    per_lane = max(1, -(-opts.concurrency // lanes))
-    settings = client.settings.share(lanes)
-    tasks = [lane(streams[i::lanes], per_lane, PROCESSING_PER_WORKER, settings) for i in range(lanes)]
+    per_lane = max(1, -(-min(opts.concurrency, len(streams)) // lanes))
+    task = lane(per_lane, PROCESSING_PER_WORKER, client.settings.share(lanes))
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(process_pool(opts.workers))
-        futures = [pool.submit(run_lane, task) for task in tasks]
+        hand_out(pool.streams, lanes * per_lane)
+        futures = [pool.submit(run_lane, task) for _ in range(lanes)]
         results, errors = _gather(futures)
     for result in results:  # what the workers' own clients did counts as this client's work
         client.stats.add(
@@ -230,12 +251,26 @@ def _gather(futures: list[Future[T]]) -> tuple[list[T], list[BaseException]]:
     return results, errors
 
 
-def run_lane(lane: _Lane, client: LangSmithClient | None = None) -> _LaneResult:
-    """Fetch and process a lane's streams on ``lane.threads`` threads; in a worker process (no
-    ``client``) with a client of its own, opened from ``lane.client``."""
+def run_lane(
+    lane: _Lane, client: LangSmithClient | None = None, streams: StreamQueue | None = None
+) -> _LaneResult:
+    """Fetch and process streams on ``lane.threads`` threads, each taking the next stream from the
+    queue until it gets its end mark. In a worker process (no ``client``): a client of its own,
+    opened from ``lane.client``, and the pool's shared queue."""
     result = _LaneResult()
     lock = threading.Lock()
     processing = threading.BoundedSemaphore(lane.processing)
+    work = streams if streams is not None else shared_streams()
+
+    def take_streams(client: LangSmithClient) -> None:
+        while True:
+            token, index = work.get()
+            if token != lane.token:  # left over by an export that failed: not ours
+                continue
+            if index is None:
+                return
+            _export_stream(client, lane, lane.streams[index], processing, result, lock)
+
     with ExitStack() as stack:
         own = client is None
         if own:
@@ -244,10 +279,7 @@ def run_lane(lane: _Lane, client: LangSmithClient | None = None) -> _LaneResult:
             client = stack.enter_context(lane.client.open())
         assert client is not None
         threads = stack.enter_context(ThreadPoolExecutor(lane.threads, thread_name_prefix="runs"))
-        futures = [
-            threads.submit(_export_stream, client, lane, stream, processing, result, lock)
-            for stream in lane.streams
-        ]
+        futures = [threads.submit(take_streams, client) for _ in range(lane.threads)]
         errors = _gather(futures)[1]
         if errors:
             raise errors[0]

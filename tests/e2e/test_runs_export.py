@@ -191,3 +191,36 @@ def test_worker_processes_report_their_requests_and_their_errors_whole(
     assert err.value.status == 401 and "LANGSMITH_API_KEY" in str(err.value)
     assert secret not in str(err.value) and secret not in repr(client.settings)
     assert not list(bad_root.rglob("*.parquet"))
+
+
+def test_a_shared_pool_skips_what_a_failed_export_left_in_its_queue(
+    simulator: Simulator, world: World, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from pipelines.client import LangSmithClient
+    from pipelines.export.chunks import process_pool
+    from pipelines.export.runs import RunsExportOptions, export_runs_partition
+    from pipelines.sink import ParquetSink
+
+    options = RunsExportOptions(slices=4, concurrency=4, workers=2)
+    projects = [p.id for p in world.projects]
+    with (
+        process_pool(2) as pool,
+        LangSmithClient(api_key=simulator.api_key, endpoint=simulator.url) as client,
+    ):
+        for leftover in [("an-old-export", 0), ("an-old-export", None), ("an-old-export", 3)]:
+            pool.streams.put(leftover)
+        for day in DAYS:
+            result = export_runs_partition(
+                client,
+                ParquetSink(tmp_path),
+                day,
+                projects,
+                exported_at=datetime.now(UTC),
+                options=options,
+                pool=pool,
+            )
+            ids = pq.read_table(result.tables["runs"].path).column("id").to_pylist()
+            assert sorted(ids) == sorted(r.id for r in world.runs_on(day))
+            assert result.received == result.tables["runs"].rows == len(ids)  # nothing fetched twice
