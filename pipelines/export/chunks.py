@@ -129,7 +129,6 @@ class WorkerPool(ProcessPoolExecutor):
 
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self.workers = workers
         self.streams: StreamQueue = context.Queue()
         self._records: multiprocessing.Queue[logging.LogRecord | None] = context.Queue()
         level = logging.getLogger(_LOGGER).getEffectiveLevel()
