@@ -198,6 +198,8 @@ def _run_lanes(
 ) -> list[_LaneResult]:
     """Run the streams in the caller (one lane) or in the worker processes, which take them from the
     pool's shared queue as they get free: a slow worker or a busy hour does not hold the rest up."""
+    if not streams:  # no projects to export
+        return []
     token = uuid.uuid4().hex
 
     def lane(threads: int, processing: int, settings: ClientSettings | None) -> _Lane:

@@ -209,6 +209,16 @@ def test_a_shared_pool_skips_what_a_failed_export_left_in_its_queue(
         process_pool(2) as pool,
         LangSmithClient(api_key=simulator.api_key, endpoint=simulator.url) as client,
     ):
+        nothing = export_runs_partition(
+            client,
+            ParquetSink(tmp_path / "none"),
+            DAYS[0],
+            [],
+            exported_at=datetime.now(UTC),
+            options=options,
+            pool=pool,
+        )
+        assert nothing.received == nothing.tables["runs"].rows == 0  # no projects: an empty day, no error
         for leftover in [("an-old-export", 0), ("an-old-export", None), ("an-old-export", 3)]:
             pool.streams.put(leftover)
         for day in DAYS:
