@@ -48,7 +48,7 @@ class LangSmithResource(ConfigurableResource):
     workers: int = Field(
         default=2,
         ge=0,
-        description="Processes that decode, flatten and write runs; 0: the fetching threads do it",
+        description="Processes that fetch, decode, flatten and write runs; 0: all in the calling process",
     )
     flush_rows: int = Field(
         default=2_000, ge=1, description="Runs buffered per slice before they are flattened and written"

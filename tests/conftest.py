@@ -43,7 +43,7 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
 
 
 def resources_for(sim: Simulator, root: Path | str, **langsmith: object) -> dict[str, object]:
-    """Resources against the simulator. Runs are processed in the fetching threads (``workers=0``)
+    """Resources against the simulator. Runs are exported in the calling process (``workers=0``)
     unless a test asks for worker processes: spawning them costs seconds per materialisation."""
     langsmith.setdefault("workers", 0)
     return {

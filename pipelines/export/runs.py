@@ -275,8 +275,7 @@ def run_lane(
 
     with ExitStack() as stack:
         own = client is None
-        if own:
-            limit_malloc_arenas()
+        if own:  # in a worker process (its malloc arenas were capped when it started)
             assert lane.client is not None
             client = stack.enter_context(lane.client.open())
         assert client is not None
