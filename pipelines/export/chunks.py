@@ -61,7 +61,7 @@ def _write(fs: pafs.FileSystem, path: str, table: pa.Table, options: ParquetOpti
             path,
             filesystem=fs,
             row_group_size=options.row_group_rows,
-            **parquet_writer_options(options),  # type: ignore[arg-type]
+            **parquet_writer_options(options, table.schema),  # type: ignore[arg-type]
         )
 
 

@@ -20,7 +20,12 @@ REJECTED = pa.schema(
         column("table", pa.string(), "Table the row was meant for", "(export)", nullable=False),
         column("reason", pa.string(), "Why the row could not be typed", "(export)", nullable=False),
         column(
-            "raw", pa.string(), "The item exactly as the API sent it (JSON)", "(API item)", nullable=False
+            "raw",
+            pa.string(),
+            "The item exactly as the API sent it (JSON)",
+            "(API item)",
+            nullable=False,
+            json=True,
         ),
         column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False),
     ]

@@ -20,6 +20,7 @@ from pipelines.records import FeedbackStat
 
 MONEY = pa.decimal128(38, 12)
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+JSON_TEXT = b"json"  # field metadata key of a column of JSON text
 PL_MONEY = pl.Decimal(38, 12)
 
 # Details categories promoted to typed columns; every category (known or not) stays in the JSON column.
@@ -30,15 +31,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 def column(
-    name: str, type_: pa.DataType, description: str, source: str, *, nullable: bool = True
+    name: str,
+    type_: pa.DataType,
+    description: str,
+    source: str,
+    *,
+    nullable: bool = True,
+    json: bool = False,
 ) -> pa.Field:
-    """A declared column: its description and source key travel in the field metadata."""
-    return pa.field(
-        name,
-        type_,
-        nullable=nullable,
-        metadata={b"description": description.encode(), b"source": source.encode()},
-    )
+    """A declared column: its description and source key travel in the field metadata, and so does
+    ``json``: the column holds JSON text (files carry no statistics for it: ``pipelines.sink``)."""
+    metadata = {b"description": description.encode(), b"source": source.encode()}
+    if json:
+        metadata[JSON_TEXT] = b"true"
+    return pa.field(name, type_, nullable=nullable, metadata=metadata)
 
 
 USAGE_COLUMNS = (
@@ -69,6 +75,7 @@ def unknown_fields_column() -> pa.Field:
         pa.string(),
         "JSON object of fields the API sent that this version does not know (schema drift), else null",
         "(any new key)",
+        json=True,
     )
 
 
@@ -271,18 +278,27 @@ def feedback_stats_columns(level_source: str) -> list[pa.Field]:
             pa.string(),
             "JSON object label → count (categorical feedback)",
             f"{level_source}.<key>.values",
+            json=True,
         ),
-        column("comments", pa.string(), "JSON array: a sample of comments", f"{level_source}.<key>.comments"),
+        column(
+            "comments",
+            pa.string(),
+            "JSON array: a sample of comments",
+            f"{level_source}.<key>.comments",
+            json=True,
+        ),
         column(
             "sources",
             pa.string(),
             "JSON array of sources (strings or objects)",
             f"{level_source}.<key>.sources",
+            json=True,
         ),
         column(
             "stats",
             pa.string(),
             "The whole entry as JSON text, unknown members included",
             f"{level_source}.<key>",
+            json=True,
         ),
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import langsmith
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
@@ -18,6 +19,7 @@ from dagster import DagsterInstance, materialize
 from pipelines.definitions import ASSETS
 from pipelines.dictionary import TABLES
 from pipelines.simulator import Simulator, World
+from pipelines.sink import is_json_text
 from tests.conftest import FIRST_DAY, resources_for
 
 LAST_DAY = FIRST_DAY + timedelta(days=2)
@@ -72,6 +74,17 @@ def test_all_eight_tables_exist_with_their_declared_schema(lake: Path) -> None:
         assert files, doc.name
         for path in files:
             assert pq.read_schema(path).equals(doc.schema, check_metadata=False), path
+            # Statistics for what a query prunes row groups on; none for JSON text.
+            row_group = pq.ParquetFile(path).metadata.row_group(0)
+            with_stats = {
+                row_group.column(i).path_in_schema
+                for i in range(row_group.num_columns)
+                if row_group.column(i).is_stats_set
+            }
+            json_text = {f.name for f in doc.schema if is_json_text(f)}
+            assert with_stats.isdisjoint(json_text), path
+            leaves = {f.name for f in doc.schema if not pa.types.is_list(f.type)}
+            assert leaves - json_text <= with_stats, path
 
 
 def test_counts_equal_what_the_simulator_holds(lake: Path, world: World) -> None:
