@@ -311,7 +311,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes for decode/flatten/write")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes besides the calling process (which works too)",
+    )
     parser.add_argument("--rate", type=int, default=300, help="requests per 10 s (LangSmith Cloud's limit)")
     parser.add_argument("--level", type=int, default=3, help="zstd level")
     parser.add_argument(

@@ -4,6 +4,9 @@ Big or free-form objects (inputs, outputs, metadata, extra, events, details, fee
 ``msgspec.Raw``: byte-exact JSON text, never decoded into Python objects and dumped back. Money is
 kept as the raw JSON token too (a v2 number or a v1 decimal string) so no float ever touches it.
 
+The bulk records (runs, feedback stats) are ``gc=False``: decoding makes no reference cycles, and
+thousands of tracked objects per page made the garbage collector run during every decode.
+
 Schema drift: records forbid unknown fields, so the fast path (one typed decode of the whole page)
 fails the moment the API sends something new; the slow path then decodes item by item, keeps the
 unknown fields as JSON text, and sets aside (``Rejected``) any item whose known fields have
@@ -67,7 +70,7 @@ RUN_SELECTS: tuple[str, ...] = (
 )
 
 
-class RunV2(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class RunV2(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One item of ``POST /api/v2/runs/query``; every key may be absent or null."""
 
     id: str
@@ -123,7 +126,7 @@ class RawItemsPage(msgspec.Struct):
     next_cursor: str | None = None
 
 
-class FeedbackStat(msgspec.Struct, kw_only=True):
+class FeedbackStat(msgspec.Struct, kw_only=True, gc=False):
     """One entry of a ``feedback_stats`` object; LangSmith leaves any member out when it likes."""
 
     n: int | None = None
@@ -273,7 +276,7 @@ class FeedbackV1(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     feedback_thread_id: str | None = None
 
 
-class RunV1(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class RunV1(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A run of the comparison view (``RunSchemaComparisonView``); feedback rows left raw."""
 
     id: str

@@ -46,9 +46,12 @@ class LangSmithResource(ConfigurableResource):
     slices: int = Field(default=8, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(default=8, ge=1, description="Slices fetched at once, over all worker processes")
     workers: int = Field(
-        default=2,
+        default=1,
         ge=0,
-        description="Processes that fetch, decode, flatten and write runs; 0: all in the calling process",
+        description=(
+            "Processes that fetch, decode, flatten and write runs besides the calling process, which"
+            " does its share too; 0: all in the calling process"
+        ),
     )
     flush_rows: int = Field(
         default=2_000, ge=1, description="Runs buffered per slice before they are flattened and written"

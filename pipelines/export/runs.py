@@ -1,13 +1,14 @@
 """Exporting one daily partition of runs: time slices fetched concurrently, streamed to Parquet.
 
 A cursor stream is sequential, so the day is cut into ``slices`` time windows per batch of projects.
-With ``workers`` each worker process opens its own client (with its share of the rate limit), takes
-streams from its pool's shared queue on threads as they get free, and decodes, flattens and writes
-them itself, so no page crosses a process boundary and the caller only waits; with ``workers=0`` the
-calling process does the same on its own threads. Every ``flush_rows`` runs of a stream become
-one chunk, written as one file per table; each stream prefetches its next page while a chunk is
-processed. Memory is bounded by the streams in flight and the chunk size, never by the size of the
-day. File names depend only on (batch, slice, chunk): the output does not depend on timing.
+With ``workers`` the caller and each worker process open a client of their own (with an equal
+share of the rate limit), take streams from the pool's shared queue on threads as they get free,
+and decode, flatten and write them themselves, so no page crosses a process boundary; with
+``workers=0`` the calling process does all of it alone, on its own client. Every ``flush_rows``
+runs of a stream become one chunk, written as one file per table; each stream prefetches its next
+page while a chunk is processed. Memory is bounded by the streams in flight and the chunk size,
+never by the size of the day. File names depend only on (batch, slice, chunk): the output does not
+depend on timing.
 """
 
 from __future__ import annotations
@@ -221,15 +222,21 @@ def _run_lanes(
         return [run_lane(lane(threads, PROCESSING_IN_CALLER, None), client, local)]
     if client.settings is None:
         raise ValueError("worker processes need a client that can be reopened (no custom transport)")
-    lanes = min(opts.workers, len(streams))
+    # The caller is a lane too (it would only wait otherwise): ``workers`` processes besides it.
+    lanes = min(opts.workers + 1, len(streams))
     per_lane = max(1, -(-min(opts.concurrency, len(streams)) // lanes))
     task = lane(per_lane, PROCESSING_PER_WORKER, client.settings.share(lanes))
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(process_pool(opts.workers))
         hand_out(pool.streams, lanes * per_lane)
-        futures = [pool.submit(run_lane, task) for _ in range(lanes)]
-        results, errors = _gather(futures)
+        futures = [pool.submit(run_lane, task) for _ in range(lanes - 1)]
+        here: Future[_LaneResult] = Future()
+        try:  # on a client of its own, with the same share of the rate limit as each worker
+            here.set_result(run_lane(task, None, pool.streams))
+        except BaseException as exc:  # reported with the workers' outcomes, once they are done
+            here.set_exception(exc)
+        results, errors = _gather([*futures, here])  # a worker's error first: it came from afar
     for result in results:  # what the workers' own clients did counts as this client's work
         client.stats.add(
             requests=result.requests, retries=result.retries, pages=result.pages,
@@ -257,8 +264,9 @@ def run_lane(
     lane: _Lane, client: LangSmithClient | None = None, streams: StreamQueue | None = None
 ) -> _LaneResult:
     """Fetch and process streams on ``lane.threads`` threads, each taking the next stream from the
-    queue until it gets its end mark. In a worker process (no ``client``): a client of its own,
-    opened from ``lane.client``, and the pool's shared queue."""
+    queue until it gets its end mark. Without ``client``: a client of its own, opened from
+    ``lane.client`` (its requests are counted in the result); without ``streams`` (in a worker
+    process): the pool's shared queue."""
     result = _LaneResult()
     lock = threading.Lock()
     processing = threading.BoundedSemaphore(lane.processing)
@@ -275,7 +283,7 @@ def run_lane(
 
     with ExitStack() as stack:
         own = client is None
-        if own:  # in a worker process (its malloc arenas were capped when it started)
+        if own:  # a lane beside the worker processes (their malloc arenas were capped at start)
             assert lane.client is not None
             client = stack.enter_context(lane.client.open())
         assert client is not None
