@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 import msgspec
 
@@ -158,6 +159,13 @@ class ClientSettings:
             rate_limiter=RateLimiter(*self.rate) if self.rate else None,
             max_connections=self.max_connections,
         )
+
+
+# httpcore reads a response in 64 KB pieces, each a trip through h11 and the GIL: a 7 MB runs page
+# took ~110 of them, and every one waited for the GIL behind a thread busy flattening. 1 MB pieces.
+READ_BYTES = 1 << 20
+if getattr(httpcore.HTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
+    httpcore.HTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
 
 class LangSmithClient:
