@@ -268,18 +268,16 @@ def run_lane(
     ``lane.client`` (its requests are counted in the result); without ``streams`` (in a worker
     process): the pool's shared queue."""
     result = _LaneResult()
-    lock = threading.Lock()
-    processing = threading.BoundedSemaphore(lane.processing)
     work = streams if streams is not None else shared_streams()
 
-    def take_streams(client: LangSmithClient) -> None:
+    def take_streams(client: LangSmithClient, processor: _Processor) -> None:
         while True:
             token, index = work.get()
             if token != lane.token:  # left over by an export that failed: not ours
                 continue
             if index is None:
                 return
-            _export_stream(client, lane, lane.streams[index], processing, result, lock)
+            _export_stream(client, lane, lane.streams[index], processor)
 
     with ExitStack() as stack:
         own = client is None
@@ -287,9 +285,11 @@ def run_lane(
             assert lane.client is not None
             client = stack.enter_context(lane.client.open())
         assert client is not None
-        threads = stack.enter_context(ThreadPoolExecutor(lane.threads, thread_name_prefix="runs"))
-        futures = [threads.submit(take_streams, client) for _ in range(lane.threads)]
-        errors = _gather(futures)[1]
+        processor = _Processor(lane.processing, result)
+        with ThreadPoolExecutor(lane.threads, thread_name_prefix="runs") as threads:
+            futures = [threads.submit(take_streams, client, processor) for _ in range(lane.threads)]
+            errors = _gather(futures)[1]
+        errors += processor.finish()
         if errors:
             raise errors[0]
         if own:
@@ -299,14 +299,45 @@ def run_lane(
     return result
 
 
-def _export_stream(
-    client: LangSmithClient,
-    lane: _Lane,
-    stream: _Stream,
-    processing: threading.BoundedSemaphore,
-    result: _LaneResult,
-    lock: threading.Lock,
-) -> None:
+class _Processor:
+    """Processes a lane's chunks on ``slots`` threads while the fetching threads go on: a thread hands
+    its chunk over and fetches on (the next page, or the first of its next stream) unless ``slots``
+    chunks already wait, so latency is not paid again while a chunk waits its turn. Memory stays
+    bounded: at most ``slots`` chunks waiting and ``slots`` being processed."""
+
+    def __init__(self, slots: int, result: _LaneResult) -> None:
+        self._pool = ThreadPoolExecutor(slots, thread_name_prefix="process")
+        self._waiting = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._errors: list[BaseException] = []
+        self._result = result
+
+    def submit(self, task: ChunkTask, label: str) -> None:
+        self._waiting.acquire()
+        if self._errors:  # a chunk failed: the lane fails, fetching more would be for nothing
+            self._waiting.release()
+            raise self._errors[0]
+        self._pool.submit(self._process, task, label)
+
+    def _process(self, task: ChunkTask, label: str) -> None:
+        self._waiting.release()  # taken up: the next chunk may wait
+        try:
+            done = process_chunk(task)
+        except BaseException as exc:
+            with self._lock:
+                self._errors.append(exc)
+            return
+        self._result.add(done, self._lock)
+        if done.out_of_window:
+            log.info("%s: %d runs outside the window were skipped", label, done.out_of_window)
+
+    def finish(self) -> list[BaseException]:
+        """Wait for every chunk handed over; the errors of those that failed."""
+        self._pool.shutdown(wait=True)
+        return self._errors
+
+
+def _export_stream(client: LangSmithClient, lane: _Lane, stream: _Stream, processor: _Processor) -> None:
     body = {
         "project_ids": stream.project_ids,
         "min_start_time": rfc3339_us(stream.window[0]),
@@ -332,11 +363,7 @@ def _export_stream(
             options=lane.options,
         )
         chunk, chunks = [], chunks + 1
-        with processing:
-            done = process_chunk(task)
-        result.add(done, lock)
-        if done.out_of_window:
-            log.info("%s: %d runs outside the window were skipped", label, done.out_of_window)
+        processor.submit(task, label)
 
     # Each page is decoded once, where it is fetched (a truncated body fails there and is retried).
     pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
