@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import msgspec
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,7 +20,6 @@ from pipelines.records import FeedbackStat
 MONEY = pa.decimal128(38, 12)
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 JSON_TEXT = b"json"  # field metadata key of a column of JSON text
-PL_MONEY = pl.Decimal(38, 12)
 
 # Details categories promoted to typed columns; every category (known or not) stays in the JSON column.
 PROMPT_TOKEN_CATEGORIES = ("cache_read", "cache_creation", "audio")
@@ -83,8 +81,21 @@ def exported_at_column() -> pa.Field:
     return column("exported_at", TIMESTAMP, "When this export ran, UTC", "(export)", nullable=False)
 
 
-def exported_at_value(moment: datetime) -> pl.Expr:
-    return pl.lit(moment, dtype=pl.Datetime("us", "UTC")).alias("exported_at")
+_WIDE = pa.decimal256(76, 40)
+
+
+def money_array(tokens: pa.Array) -> pa.Array:
+    """Raw JSON money tokens (v2 numbers or v1 decimal strings) as decimal(38, 12), never via a float.
+
+    Rounded half to even at the twelfth decimal, as the Polars cast of the other tables does (Arrow's
+    cast would refuse any digit it must drop): read at 40 decimals first, which no price reaches.
+    """
+    wide = pc.cast(pc.utf8_trim(tokens, '"'), options=pc.CastOptions(_WIDE, allow_decimal_truncate=True))
+    return pc.cast(pc.round(wide, ndigits=MONEY.scale, round_mode="half_to_even"), MONEY)
+
+
+def exported_at_array(moment: datetime, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(moment, TIMESTAMP), n)
 
 
 def unknown_json(unknown: Sequence[bytes | None] | None, n: int) -> pa.Array:
@@ -105,30 +116,6 @@ def describe(schema: pa.Schema) -> list[tuple[str, str, str, str]]:
             )
         )
     return rows
-
-
-def conform(
-    frame: pl.DataFrame,
-    schema: pa.Schema,
-    passthrough: dict[str, pa.Array] | None = None,
-    sort_by: Sequence[str] = (),
-) -> pa.Table:
-    """The frame (plus Arrow columns that need no transform) as an Arrow table with exactly
-    ``schema``: names, order, types and field metadata, rows sorted by ``sort_by``.
-
-    Big JSON text columns are passed through in Arrow: a round trip through Polars' string views
-    would copy every byte twice for nothing.
-    """
-    extra = passthrough or {}
-    names = [n for n in schema.names if n not in extra]
-    table = frame.select(names).to_arrow()
-    for name, array in extra.items():
-        table = table.append_column(name, array)
-    table = table.select(schema.names).cast(schema)
-    if sort_by:
-        order = frame.select(pl.arg_sort_by(list(sort_by), nulls_last=True)).to_series().to_arrow()
-        table = table.take(order)
-    return table
 
 
 # --- staging: typed records -> Arrow arrays (one pass per column, no per-row dicts) ---------------
@@ -192,25 +179,6 @@ def strings(values: Iterable[str | None]) -> pa.Array:
 
 def timestamps(values: Iterable[datetime | None]) -> pa.Array:
     return pa.array(list(values), TIMESTAMP)
-
-
-def detail_category(details_json: pl.Expr, category: str) -> pl.Expr:
-    """One category of ``{"raw": {category: number}}`` (JSON text) as the number's exact text.
-
-    A regular expression over the raw text, not a JSON parser: Polars' JSON path functions re-print
-    numbers through a float, which would break exact money. The details object is flat (category →
-    number), so the key can only match where it is a key.
-    """
-    return details_json.str.extract(rf'"{category}"\s*:\s*(-?[0-9][0-9.eE+-]*)', 1)
-
-
-def money(expr: pl.Expr) -> pl.Expr:
-    """A raw JSON money token (v2 number or v1 decimal string) to decimal(38, 12), never via float."""
-    return expr.str.strip_chars('"').cast(PL_MONEY)
-
-
-def from_columns(columns: dict[str, pa.Array]) -> pl.DataFrame:
-    return pl.from_arrow(pa.table(columns))  # type: ignore[return-value]
 
 
 _decode_stat = msgspec.json.Decoder(type=FeedbackStat, strict=False).decode

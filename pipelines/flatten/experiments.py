@@ -19,12 +19,8 @@ import pyarrow as pa
 from pipelines.flatten.common import (
     TIMESTAMP,
     column,
-    conform,
     exported_at_column,
-    exported_at_value,
-    from_columns,
     json_objects,
-    money,
     raw_json,
     strings,
     timestamps,
@@ -32,6 +28,7 @@ from pipelines.flatten.common import (
     unknown_json,
     usage_columns,
 )
+from pipelines.flatten.frames import conform, exported_at_value, from_columns, money
 from pipelines.records import ExampleV1, FeedbackV1, GroupV1, Rejected, RunV1, decode_items
 
 DATASET_EXAMPLES = pa.schema(

@@ -1,7 +1,9 @@
-"""Runs: v2 run records → the ``runs`` and ``run_feedback_stats`` tables.
+"""Runs: v2 run records → the ``runs`` and ``run_feedback_stats`` tables, in Arrow alone.
 
-Records are staged column by column into Arrow, then one Polars expression chain derives the typed
-columns (lowercased enums, exact money, promoted details, metadata keys, parent run id).
+The records are put in order, transposed once into columns (C-level), and each column becomes an
+Arrow array; the derived columns (lowercased enums, exact money, promoted details, metadata keys,
+parent run id) come from Arrow compute kernels or one pass over a column. No Polars: this is the
+hot path of every worker process, which need not load it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from datetime import UTC, datetime
 
 import msgspec
 import msgspec.structs
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.flatten.common import (
     COMPLETION_TOKEN_CATEGORIES,
@@ -20,14 +22,11 @@ from pipelines.flatten.common import (
     PROMPT_TOKEN_CATEGORIES,
     TIMESTAMP,
     column,
-    conform,
-    detail_category,
+    exported_at_array,
     exported_at_column,
-    exported_at_value,
     feedback_stats_columns,
     feedback_stats_long,
-    from_columns,
-    money,
+    money_array,
     raw_json_columns,
     strings,
     timestamps,
@@ -165,14 +164,6 @@ _DETAIL_COLUMNS = [
     for side, kind, categories in _DETAIL_FIELDS
     for cat in categories
 ]
-_TOKEN_DETAIL_COLUMNS = [f"{s}_{c}_{u}" for s, _, u, c in _DETAIL_COLUMNS if u == "tokens"]
-_MONEY_COLUMNS = [
-    "total_cost",
-    "prompt_cost",
-    "completion_cost",
-    *(f"{s}_{c}_{u}" for s, _, u, c in _DETAIL_COLUMNS if u == "cost"),
-]
-
 _STRING_FIELDS = (
     "id", "trace_id", "project_id", "dotted_order", "name", "run_type", "status", "error", "thread_id",
     "reference_example_id", "reference_dataset_id", "price_model_id", "app_path",
@@ -197,28 +188,6 @@ _TYPED_FIELDS: dict[str, pa.DataType] = {
 }
 
 
-# JSON text columns written as received: they never go through Polars.
-_PASSTHROUGH = ("inputs", "outputs", "extra", "events", "feedback_stats")
-
-
-def _stage(
-    items: Sequence[RunV2], unknown: Sequence[bytes | None] | None
-) -> tuple[pl.DataFrame, dict[str, pa.Array]]:
-    """Records → raw columns: the records are transposed once (C-level), then each column converted."""
-    columns = dict(
-        zip(RunV2.__struct_fields__, zip(*map(msgspec.structs.astuple, items), strict=True), strict=True)
-    )
-    staged: dict[str, pa.Array] = {}
-    for name in _STRING_FIELDS:
-        staged[name] = pa.array(columns[name], pa.string())
-    staged.update(zip(_RAW_FIELDS, raw_json_columns([columns[name] for name in _RAW_FIELDS]), strict=True))
-    for name, type_ in _TYPED_FIELDS.items():
-        staged[name] = pa.array(columns[name], type_)
-    staged["unknown_fields"] = unknown_json(unknown, len(items))
-    passthrough = {name: staged.pop(name) for name in _PASSTHROUGH}
-    return from_columns(staged).rename({"project_id": "session_id"}), passthrough
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -230,6 +199,54 @@ def _order(items: Sequence[RunV2]) -> list[int]:
         return (r.project_id is None, r.project_id or "", r.start_time is None, r.start_time or _EPOCH, r.id)
 
     return sorted(range(len(items)), key=key)
+
+
+class _ModelKeys(msgspec.Struct, gc=False):
+    """The metadata keys promoted to columns (every other key is skipped, not decoded)."""
+
+    ls_model_name: msgspec.Raw = msgspec.Raw(b"null")
+    ls_provider: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_decode_model_keys = msgspec.json.Decoder(type=_ModelKeys).decode
+_decode_text = msgspec.json.Decoder(type=str).decode
+
+
+def _metadata_text(token: msgspec.Raw) -> str | None:
+    """A metadata value as text: a JSON string decoded, null as null, anything else as its JSON."""
+    text = bytes(token)  # a short value
+    if text == b"null":
+        return None
+    return _decode_text(text) if text[:1] == b'"' else text.decode()
+
+
+def _model_keys(metadata: Sequence[msgspec.Raw]) -> tuple[pa.Array, pa.Array]:
+    """``ls_model_name`` and ``ls_provider`` of each run's metadata (null when it is not an object)."""
+    names: list[str | None] = []
+    providers: list[str | None] = []
+    for raw in metadata:
+        try:
+            keys = _decode_model_keys(raw)
+        except msgspec.ValidationError:  # null, or not an object
+            names.append(None)
+            providers.append(None)
+            continue
+        names.append(_metadata_text(keys.ls_model_name))
+        providers.append(_metadata_text(keys.ls_provider))
+    return pa.array(names, pa.string()), pa.array(providers, pa.string())
+
+
+def _detail(details: pa.Array, category: str, type_: pa.DataType) -> pa.Array:
+    """One category of a details object (JSON text, ``{category: number}``) from the number's exact
+    text: a regular expression over the raw text, so no number goes through a float. The object is
+    flat (category → number), so the key can only match where it is a key."""
+    found = pc.extract_regex(details, rf'"{category}"\s*:\s*(?P<v>-?[0-9][0-9.eE+-]*)')
+    text = pc.struct_field(found, "v")
+    return money_array(text) if type_ == MONEY else pc.cast(text, type_)
+
+
+def _last(lists: Sequence[list[str] | None]) -> pa.Array:
+    return pa.array([ids[-1] if ids else None for ids in lists], pa.string())
 
 
 def flatten_runs(
@@ -246,45 +263,49 @@ def flatten_runs(
     order = _order(items)
     items = [items[i] for i in order]
     unknown = None if unknown is None else [unknown[i] for i in order]
-    staged, passthrough = _stage(items, unknown)
-    frame = staged.with_columns(
-        detail_category(pl.col(f"{side}_{kind}_details"), cat).alias(f"{side}_{cat}_{unit}")
-        for side, kind, unit, cat in _DETAIL_COLUMNS
-    ).with_columns(
-        pl.col("run_type").str.to_lowercase(),
-        pl.col("status").str.to_lowercase(),
-        pl.col("parent_run_ids").list.last().alias("parent_run_id"),
-        pl.col("metadata").str.json_path_match("$.ls_model_name").alias("ls_model_name"),
-        pl.col("metadata").str.json_path_match("$.ls_provider").alias("ls_provider"),
-        *(money(pl.col(c)) for c in _MONEY_COLUMNS),
-        *(pl.col(c).cast(pl.Int64) for c in _TOKEN_DETAIL_COLUMNS),
-        exported_at_value(exported_at),
+    records = dict(
+        zip(RunV2.__struct_fields__, zip(*map(msgspec.structs.astuple, items), strict=True), strict=True)
     )
-    return conform(frame, RUNS, passthrough)
+    columns: dict[str, pa.Array] = {}
+    for name in _STRING_FIELDS:
+        columns[name] = pa.array(records[name], pa.string())
+    columns.update(zip(_RAW_FIELDS, raw_json_columns([records[name] for name in _RAW_FIELDS]), strict=True))
+    for name, type_ in _TYPED_FIELDS.items():
+        columns[name] = pa.array(records[name], type_)
+    columns["session_id"] = columns.pop("project_id")
+    columns["run_type"] = pc.utf8_lower(columns["run_type"])
+    columns["status"] = pc.utf8_lower(columns["status"])
+    columns["parent_run_id"] = _last(records["parent_run_ids"])
+    columns["ls_model_name"], columns["ls_provider"] = _model_keys(records["metadata"])
+    for side, kind, unit, category in _DETAIL_COLUMNS:
+        name = f"{side}_{category}_{unit}"
+        columns[name] = _detail(columns[f"{side}_{kind}_details"], category, RUNS.field(name).type)
+    for name in ("total_cost", "prompt_cost", "completion_cost"):
+        columns[name] = money_array(columns[name])
+    columns["unknown_fields"] = unknown_json(unknown, len(items))
+    columns["exported_at"] = exported_at_array(exported_at, len(items))
+    return pa.Table.from_arrays([columns[name] for name in RUNS.names], schema=RUNS)
 
 
 _decode_stats = msgspec.json.Decoder(type=dict[str, msgspec.Raw]).decode
 
 
 def flatten_run_feedback_stats(items: Sequence[RunV2], exported_at: datetime) -> pa.Table:
-    """One row per (run, feedback key) of the runs' ``feedback_stats``."""
+    """One row per (run, feedback key) of the runs' ``feedback_stats``, sorted by (session_id,
+    start_time, run_id, feedback_key)."""
     with_stats = [r for r in items if bytes(r.feedback_stats) != b"null"]
     if not with_stats:
         return RUN_FEEDBACK_STATS.empty_table()
-    long = from_columns(
-        feedback_stats_long([r.id for r in with_stats], [_decode_stats(r.feedback_stats) for r in with_stats])
-    )
-    owners = from_columns(
-        {
-            "owner_id": strings(r.id for r in with_stats),
-            "session_id": strings(r.project_id for r in with_stats),
-            "start_time": timestamps(r.start_time for r in with_stats),
-        }
-    )
-    frame = (
-        long.join(owners, on="owner_id", how="left")
-        .rename({"owner_id": "run_id"})
-        .with_columns(exported_at_value(exported_at))
-        .sort("session_id", "start_time", "run_id", "feedback_key", nulls_last=True)
-    )
-    return conform(frame, RUN_FEEDBACK_STATS)
+    with_stats = [with_stats[i] for i in _order(with_stats)]
+    stats = [dict(sorted(_decode_stats(r.feedback_stats).items())) for r in with_stats]
+    long = feedback_stats_long([r.id for r in with_stats], stats)
+    owners = [r for r, stat in zip(with_stats, stats, strict=True) for _ in stat]  # once per key
+    columns = {
+        "run_id": long.pop("owner_id"),
+        "session_id": strings(r.project_id for r in owners),
+        "start_time": timestamps(r.start_time for r in owners),
+        **long,
+        "exported_at": exported_at_array(exported_at, len(owners)),
+    }
+    schema = RUN_FEEDBACK_STATS
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)

@@ -12,14 +12,10 @@ import pyarrow as pa
 from pipelines.flatten.common import (
     TIMESTAMP,
     column,
-    conform,
     exported_at_column,
-    exported_at_value,
     feedback_stats_columns,
     feedback_stats_long,
-    from_columns,
     json_objects,
-    money,
     raw_json,
     strings,
     timestamps,
@@ -27,6 +23,7 @@ from pipelines.flatten.common import (
     unknown_json,
     usage_columns,
 )
+from pipelines.flatten.frames import conform, exported_at_value, from_columns, money
 from pipelines.records import SessionV1
 
 SESSIONS = pa.schema(

@@ -135,3 +135,35 @@ def test_raw_json_columns_are_sliced_from_one_buffer_each_with_its_own_nulls() -
     assert (first.null_count, second.null_count) == (1, 1)
     with pytest.raises(ValueError, match="same length"):
         raw_json_columns([[Raw(b"1")], []])
+
+
+def test_money_rounds_like_the_polars_cast_of_the_other_tables() -> None:
+    import polars as pl
+
+    from pipelines.flatten.common import MONEY, money_array
+
+    tokens = [
+        "0.0000000000005", "0.0000000000015", "0.0000000000025", "-0.0000000000005", "1.234567e-7",
+        "0.00000000000049999", '"0.000123456789"', "12345678901234567890.1234567891234", "3", None,
+    ]  # fmt: skip
+    ours = money_array(pa.array(tokens, pa.string()))
+    assert ours.type == MONEY
+    polars = pl.Series(tokens).str.strip_chars('"').cast(pl.Decimal(38, 12)).to_list()
+    assert ours.to_pylist() == polars
+    assert ours[1].as_py() == ours[2].as_py() == Decimal("0.000000000002")  # half to even
+
+
+def test_model_name_and_provider_come_from_the_top_level_of_metadata() -> None:
+    items = [
+        b'{"id": "a", "metadata": {"ls_model_name": "gpt-4o", "ls_provider": "openai", "x": [1]}}',
+        b'{"id": "b", "metadata": {"ls_model_name": "caf\\u00e9 \\"x\\"", "nested": {"ls_provider": "no"}}}',
+        b'{"id": "c", "metadata": {"ls_model_name": 12, "ls_provider": {"k": 1}}}',
+        b'{"id": "d", "metadata": null}',
+        b'{"id": "e", "metadata": [1, 2]}',
+        b'{"id": "f"}',
+    ]
+    decoded = decode_runs_page(b'{"items": [' + b",".join(items) + b"]}")
+    table = flatten_runs(decoded.items, NOW)
+    assert table.column("id").to_pylist() == ["a", "b", "c", "d", "e", "f"]
+    assert table.column("ls_model_name").to_pylist() == ["gpt-4o", 'café "x"', "12", None, None, None]
+    assert table.column("ls_provider").to_pylist() == ["openai", None, '{"k": 1}', None, None, None]
