@@ -310,7 +310,7 @@ def main() -> None:
     )
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
     parser.add_argument("--slices", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--workers",
         type=int,

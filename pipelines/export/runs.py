@@ -56,8 +56,8 @@ _TABLES = ("runs", "run_feedback_stats")
 @dataclass(frozen=True)
 class RunsExportOptions:
     page_size: int = 1000
-    slices: int = 8
-    concurrency: int = 8
+    slices: int = 16
+    concurrency: int = 16
     flush_rows: int = 2_000
     project_batch: int = 100
     workers: int = 0  # processes that fetch, decode, flatten and write their slices; 0: all in the caller
