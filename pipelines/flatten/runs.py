@@ -208,6 +208,15 @@ class _ModelKeys(msgspec.Struct, gc=False):
     ls_provider: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class _ModelNames(msgspec.Struct, gc=False):
+    """The same keys as they almost always are: strings."""
+
+    ls_model_name: str | None = None
+    ls_provider: str | None = None
+
+
+# All of a chunk's metadata objects at once, as one JSON array: one call, not one per run.
+_decode_model_names = msgspec.json.Decoder(type=list[_ModelNames | None]).decode
 _decode_model_keys = msgspec.json.Decoder(type=_ModelKeys).decode
 _decode_text = msgspec.json.Decoder(type=str).decode
 
@@ -222,17 +231,21 @@ def _metadata_text(token: msgspec.Raw) -> str | None:
 
 def _model_keys(metadata: Sequence[msgspec.Raw]) -> tuple[pa.Array, pa.Array]:
     """``ls_model_name`` and ``ls_provider`` of each run's metadata (null when it is not an object)."""
-    names: list[str | None] = []
-    providers: list[str | None] = []
-    for raw in metadata:
-        try:
-            keys = _decode_model_keys(raw)
-        except msgspec.ValidationError:  # null, or not an object
-            names.append(None)
-            providers.append(None)
-            continue
-        names.append(_metadata_text(keys.ls_model_name))
-        providers.append(_metadata_text(keys.ls_provider))
+    try:
+        found = _decode_model_names(b"[" + b",".join(metadata) + b"]")  # type: ignore[arg-type]
+        names = [None if f is None else f.ls_model_name for f in found]
+        providers = [None if f is None else f.ls_provider for f in found]
+    except msgspec.ValidationError:  # a value that is not a string, or metadata that is not an object
+        names, providers = [], []
+        for raw in metadata:
+            try:
+                keys = _decode_model_keys(raw)
+            except msgspec.ValidationError:
+                names.append(None)
+                providers.append(None)
+                continue
+            names.append(_metadata_text(keys.ls_model_name))
+            providers.append(_metadata_text(keys.ls_provider))
     return pa.array(names, pa.string()), pa.array(providers, pa.string())
 
 

@@ -1,4 +1,4 @@
-"""The malloc arena cap applies on glibc and is harmless to call again."""
+"""The malloc settings apply on glibc and are harmless to set again."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import platform
 
 import pytest
 
-from pipelines.memory import limit_malloc_arenas
+from pipelines.memory import tune_malloc
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_the_cap_applies_on_glibc() -> None:
-    assert limit_malloc_arenas(2) is True
-    assert limit_malloc_arenas(2) is True
+    assert tune_malloc(2) is True
+    assert tune_malloc(2) is True
