@@ -7,8 +7,6 @@ never mutated.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -80,53 +78,3 @@ class OffsetPaginator:
             if n < self.limit:
                 return
             offset += n
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-def prefetched(pages: Iterator[P], depth: int = 1) -> Iterator[P]:
-    """Fetch up to ``depth`` pages ahead in a background thread while the caller works on this one.
-
-    A cursor stream is sequential, but its next request need not wait for the current page to be
-    flattened and written. The fetching thread starts a request only when a slot is free, so no more
-    than ``depth`` pages are ever held beyond the caller's. Errors of the fetching thread are raised in
-    the caller; if the caller stops early, the fetching thread stops before its next request.
-    """
-    slots: queue.Queue[object] = queue.Queue()
-    ahead = threading.Semaphore(depth)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            while True:
-                while not ahead.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                page = next(pages, _DONE)
-                slots.put(page)
-                if page is _DONE:
-                    return
-        except BaseException as exc:
-            slots.put(_Failed(exc))
-
-    worker = threading.Thread(target=pump, name="prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            ahead.release()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()

@@ -5,10 +5,10 @@ With ``workers`` the caller and each worker process open a client of their own (
 share of the rate limit), take streams from the pool's shared queue on threads as they get free,
 and decode, flatten and write them themselves, so no page crosses a process boundary; with
 ``workers=0`` the calling process does all of it alone, on its own client. Every ``flush_rows``
-runs of a stream become one chunk, written as one file per table; each stream prefetches its next
-page while a chunk is processed. Memory is bounded by the streams in flight and the chunk size,
-never by the size of the day. File names depend only on (batch, slice, chunk): the output does not
-depend on timing.
+runs of a stream become one chunk, written as one file per table, and is handed to the process's
+processing thread while the stream goes on fetching. Memory is bounded by the streams in flight and
+the chunk size, never by the size of the day. File names depend only on (batch, slice, chunk): the
+output does not depend on timing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pipelines.export.chunks import (
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import tune_malloc
-from pipelines.pagination import CursorPaginator, prefetched
+from pipelines.pagination import CursorPaginator
 from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
 
@@ -366,8 +366,10 @@ def _export_stream(client: LangSmithClient, lane: _Lane, stream: _Stream, proces
         processor.submit(task, label)
 
     # Each page is decoded once, where it is fetched (a truncated body fails there and is retried).
+    # No page is fetched ahead: chunks are handed over, so the next request leaves at once anyway
+    # (a prefetching thread per stream only added threads to switch between and a page to hold).
     pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
-    for page in prefetched(pages):
+    for page in pages:
         chunk.append(page)
         if len(chunk) >= pages_per_chunk:
             process()
