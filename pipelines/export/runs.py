@@ -60,7 +60,7 @@ class RunsExportOptions:
     concurrency: int = 16
     flush_rows: int = 2_000
     project_batch: int = 100
-    workers: int = 0  # processes that fetch, decode, flatten and write their slices; 0: all in the caller
+    workers: int = 0  # processes that fetch, decode, flatten and write slices besides the caller
 
 
 @dataclass
@@ -286,10 +286,13 @@ def run_lane(
             client = stack.enter_context(lane.client.open())
         assert client is not None
         processor = _Processor(lane.processing, result)
-        with ThreadPoolExecutor(lane.threads, thread_name_prefix="runs") as threads:
-            futures = [threads.submit(take_streams, client, processor) for _ in range(lane.threads)]
-            errors = _gather(futures)[1]
-        errors += processor.finish()
+        errors: list[BaseException] = []
+        try:
+            with ThreadPoolExecutor(lane.threads, thread_name_prefix="runs") as threads:
+                futures = [threads.submit(take_streams, client, processor) for _ in range(lane.threads)]
+                errors = _gather(futures)[1]
+        finally:  # whatever happened, no chunk is still being written when this returns
+            errors += processor.finish()
         if errors:
             raise errors[0]
         if own:
