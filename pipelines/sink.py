@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.flatten.common import JSON_TEXT
+
 log = logging.getLogger(__name__)
 
 STAGING = "_staging"
@@ -62,7 +64,7 @@ class PartitionInfo:
 
 def is_json_text(field: pa.Field) -> bool:
     """A column of JSON text (inputs, outputs, metadata, ...), as ``flatten.common.column`` marks it."""
-    return (field.metadata or {}).get(b"json") == b"true"
+    return (field.metadata or {}).get(JSON_TEXT) == b"true"
 
 
 def parquet_writer_options(options: ParquetOptions, schema: pa.Schema) -> dict[str, object]:

@@ -188,3 +188,13 @@ def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
     assert parse_retry_after("2.5") == 2.5
     assert parse_retry_after("soon") is None
+
+
+def test_responses_are_read_in_pieces_of_a_megabyte() -> None:
+    """The client raises httpcore's read size (a class attribute): this fails if httpcore renames it,
+    and the 64 KB reads (each a trip through the GIL) would silently come back."""
+    import httpcore
+
+    import pipelines.client
+
+    assert httpcore.HTTP11Connection.READ_NUM_BYTES == pipelines.client.READ_BYTES == 1 << 20
