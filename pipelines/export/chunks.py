@@ -1,8 +1,8 @@
 """Processing a chunk of runs pages into Parquet files: decode (unless the fetcher did), window,
 flatten, write one file per table.
 
-A pure function of its task: the runs export calls it in the process that fetched the pages (a
-worker process, or the caller with ``workers=0``); ``process_pool`` starts those worker processes.
+A pure function of its task: the runs export calls it in the process that fetched the pages (the
+caller or a worker process); ``process_pool`` starts those worker processes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Shared column builders: one small helper per nesting shape, and the declared-schema machinery.
 
 Every table's Arrow schema is declared with a description and the source key of each column (the
-README's data dictionary is generated from it), frames are cast to it before writing, and nothing is
-ever inferred from the data.
+README's data dictionary is generated from it), every table is built to it or cast to it before it
+is written, and nothing is ever inferred from the data.
 """
 
 from __future__ import annotations
