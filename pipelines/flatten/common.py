@@ -87,8 +87,9 @@ _WIDE = pa.decimal256(76, 40)
 def money_array(tokens: pa.Array) -> pa.Array:
     """Raw JSON money tokens (v2 numbers or v1 decimal strings) as decimal(38, 12), never via a float.
 
-    Rounded half to even at the twelfth decimal, as the Polars cast of the other tables does (Arrow's
-    cast would refuse any digit it must drop): read at 40 decimals first, which no price reaches.
+    Rounded half to even at the twelfth decimal, as Polars' decimal cast did before every table used
+    this (Arrow's cast would refuse any digit it must drop): read at 40 decimals first, which no
+    price reaches.
     """
     wide = pc.cast(pc.utf8_trim(tokens, '"'), options=pc.CastOptions(_WIDE, allow_decimal_truncate=True))
     return pc.cast(pc.round(wide, ndigits=MONEY.scale, round_mode="half_to_even"), MONEY)

@@ -21,6 +21,7 @@ from pipelines.flatten.common import (
     column,
     exported_at_column,
     json_objects,
+    money_array,
     raw_json,
     strings,
     timestamps,
@@ -28,7 +29,7 @@ from pipelines.flatten.common import (
     unknown_json,
     usage_columns,
 )
-from pipelines.flatten.frames import conform, exported_at_value, from_columns, money
+from pipelines.flatten.frames import conform, exported_at_value, from_columns
 from pipelines.records import ExampleV1, FeedbackV1, GroupV1, Rejected, RunV1, decode_items
 
 DATASET_EXAMPLES = pa.schema(
@@ -295,9 +296,9 @@ def flatten_experiment_runs(rows: ExperimentRows, exported_at: datetime) -> pa.T
             "total_tokens": pa.array([r.total_tokens for r in runs], pa.int64()),
             "prompt_tokens": pa.array([r.prompt_tokens for r in runs], pa.int64()),
             "completion_tokens": pa.array([r.completion_tokens for r in runs], pa.int64()),
-            "total_cost": raw_json(r.total_cost for r in runs),
-            "prompt_cost": raw_json(r.prompt_cost for r in runs),
-            "completion_cost": raw_json(r.completion_cost for r in runs),
+            "total_cost": money_array(raw_json(r.total_cost for r in runs)),
+            "prompt_cost": money_array(raw_json(r.prompt_cost for r in runs)),
+            "completion_cost": money_array(raw_json(r.completion_cost for r in runs)),
             "tags": pa.array([r.tags for r in runs], pa.list_(pa.string())),
             "app_path": strings(r.app_path for r in runs),
             "inputs": raw_json(r.inputs for r in runs),
@@ -316,7 +317,6 @@ def flatten_experiment_runs(rows: ExperimentRows, exported_at: datetime) -> pa.T
         pl.col("extra").str.json_path_match("$.metadata").alias("metadata"),
         pl.col("extra").str.json_path_match("$.metadata.ls_model_name").alias("ls_model_name"),
         pl.col("extra").str.json_path_match("$.metadata.ls_provider").alias("ls_provider"),
-        *(money(pl.col(c)) for c in ("total_cost", "prompt_cost", "completion_cost")),
         exported_at_value(exported_at),
     ).sort("session_id", "start_time", "id", nulls_last=True)
     return conform(frame, EXPERIMENT_RUNS)
@@ -401,9 +401,9 @@ def flatten_experiment_groups(
             "total_tokens": pa.array([s.total_tokens for s in sessions], pa.int64()),
             "prompt_tokens": pa.array([s.prompt_tokens for s in sessions], pa.int64()),
             "completion_tokens": pa.array([s.completion_tokens for s in sessions], pa.int64()),
-            "total_cost": raw_json(s.total_cost for s in sessions),
-            "prompt_cost": raw_json(s.prompt_cost for s in sessions),
-            "completion_cost": raw_json(s.completion_cost for s in sessions),
+            "total_cost": money_array(raw_json(s.total_cost for s in sessions)),
+            "prompt_cost": money_array(raw_json(s.prompt_cost for s in sessions)),
+            "completion_cost": money_array(raw_json(s.completion_cost for s in sessions)),
             "min_start_time": timestamps(s.min_start_time for s in sessions),
             "max_start_time": timestamps(s.max_start_time for s in sessions),
             "latency_p50": pa.array([s.latency_p50 for s in sessions], pa.float64()),
@@ -414,7 +414,6 @@ def flatten_experiment_groups(
         }
     )
     frame = frame.with_columns(
-        *(money(pl.col(c)) for c in ("total_cost", "prompt_cost", "completion_cost")),
         exported_at_value(exported_at),
     ).sort("dataset_id", "group_by", "metadata_key", "group_key", "session_id")
     return conform(frame, EXPERIMENT_GROUPS)

@@ -11,8 +11,6 @@ from datetime import datetime
 import polars as pl
 import pyarrow as pa
 
-PL_MONEY = pl.Decimal(38, 12)
-
 
 def exported_at_value(moment: datetime) -> pl.Expr:
     return pl.lit(moment, dtype=pl.Datetime("us", "UTC")).alias("exported_at")
@@ -21,11 +19,6 @@ def exported_at_value(moment: datetime) -> pl.Expr:
 def conform(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """The frame as an Arrow table with exactly ``schema``: names, order, types, field metadata."""
     return frame.select(schema.names).to_arrow().cast(schema)
-
-
-def money(expr: pl.Expr) -> pl.Expr:
-    """A raw JSON money token (v2 number or v1 decimal string) to decimal(38, 12), never via float."""
-    return expr.str.strip_chars('"').cast(PL_MONEY)
 
 
 def from_columns(columns: dict[str, pa.Array]) -> pl.DataFrame:

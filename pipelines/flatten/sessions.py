@@ -16,6 +16,7 @@ from pipelines.flatten.common import (
     feedback_stats_columns,
     feedback_stats_long,
     json_objects,
+    money_array,
     raw_json,
     strings,
     timestamps,
@@ -23,7 +24,7 @@ from pipelines.flatten.common import (
     unknown_json,
     usage_columns,
 )
-from pipelines.flatten.frames import conform, exported_at_value, from_columns, money
+from pipelines.flatten.frames import conform, exported_at_value, from_columns
 from pipelines.records import SessionV1
 
 SESSIONS = pa.schema(
@@ -121,9 +122,9 @@ def flatten_sessions(
             "total_tokens": pa.array([s.total_tokens for s in items], pa.int64()),
             "prompt_tokens": pa.array([s.prompt_tokens for s in items], pa.int64()),
             "completion_tokens": pa.array([s.completion_tokens for s in items], pa.int64()),
-            "total_cost": raw_json(s.total_cost for s in items),
-            "prompt_cost": raw_json(s.prompt_cost for s in items),
-            "completion_cost": raw_json(s.completion_cost for s in items),
+            "total_cost": money_array(raw_json(s.total_cost for s in items)),
+            "prompt_cost": money_array(raw_json(s.prompt_cost for s in items)),
+            "completion_cost": money_array(raw_json(s.completion_cost for s in items)),
             "last_run_start_time": timestamps(s.last_run_start_time for s in items),
             "error_rate": pa.array([s.error_rate for s in items], pa.float64()),
             "streaming_rate": pa.array([s.streaming_rate for s in items], pa.float64()),
@@ -137,7 +138,6 @@ def flatten_sessions(
     frame = staged.with_columns(
         pl.col("reference_dataset_id").is_not_null().alias("is_experiment"),
         pl.col("extra").str.json_path_match("$.metadata").alias("metadata"),
-        *(money(pl.col(c)) for c in ("total_cost", "prompt_cost", "completion_cost")),
         pl.lit(snapshot_at, dtype=pl.Datetime("us", "UTC")).alias("snapshot_at"),
     ).sort("id")
     return conform(frame, SESSIONS)

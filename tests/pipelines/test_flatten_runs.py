@@ -137,7 +137,7 @@ def test_raw_json_columns_are_sliced_from_one_buffer_each_with_its_own_nulls() -
         raw_json_columns([[Raw(b"1")], []])
 
 
-def test_money_rounds_like_the_polars_cast_of_the_other_tables() -> None:
+def test_money_rounds_half_to_even_like_the_polars_decimal_cast() -> None:
     import polars as pl
 
     from pipelines.flatten.common import MONEY, money_array
