@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.flatten.runs import flatten_run_feedback_stats, flatten_runs
-from pipelines.memory import tune_malloc
+from pipelines.memory import tune_memory
 from pipelines.records import Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, parquet_writer_options, resolve_root
 
@@ -110,7 +110,7 @@ def _start_worker(
 ) -> None:
     global _shared_streams
     _shared_streams = streams
-    tune_malloc()
+    tune_memory()
     logger = logging.getLogger(_LOGGER)
     logger.addHandler(logging.handlers.QueueHandler(records))
     logger.setLevel(level)

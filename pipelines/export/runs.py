@@ -36,7 +36,7 @@ from pipelines.export.chunks import (
 )
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
-from pipelines.memory import tune_malloc
+from pipelines.memory import tune_memory
 from pipelines.pagination import CursorPaginator
 from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
@@ -144,7 +144,7 @@ def export_runs_partition(
     was fetched and written. ``pool``: ``options.workers`` worker processes to reuse across partitions
     (else, with ``options.workers``, a pool is started for this call)."""
     opts = options or RunsExportOptions()
-    tune_malloc()  # before any thread starts: see pipelines/memory.py
+    tune_memory()  # before any thread starts: see pipelines/memory.py
     value = day.isoformat()
     staged = {
         "runs": sink.begin("runs", RUNS, "start_date", value),
