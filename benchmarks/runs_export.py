@@ -8,7 +8,9 @@ Every measurement runs in a fresh child process (so peak RSS is its own) against
 another process, which generates and encodes the day before it serves (``--prerender``), and prints
 one JSON line; the parent prints the table, the ratios and the CPU time per run of the export, its
 worker processes and the simulator (all on the same cores). Numbers are comparable only within one
-invocation (machines here are noisy).
+invocation (machines here are noisy). The short phases run ``--repeat`` times (3) and report the run
+with the median time: ours at latency once before the baseline's long run and the rest after it,
+processing alone and ours at 0 ms taking turns.
 
 Phases:
   ours@latency      our export (time slices, concurrency, rate limiter) with page latency
@@ -284,12 +286,23 @@ def child(phase: str, simulator: SimulatorProcess | None = None, **options: obje
     return result
 
 
+ORDER = ("ours@latency", "baseline@latency", "processing/ours", "processing/naive", "ours@0ms")
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (its own figures, not a mix), with every run's time noted."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[len(ordered) // 2], "all_seconds": [r["seconds"] for r in runs]}
+
+
 def show(name: str, r: dict) -> None:
     rate = r["runs"] / r["seconds"]
     r["runs_per_s"] = rate
     extra = "".join(f"  {k}={r[k]}" for k in ("requests", "retries", "workers_peak_rss_mb") if k in r)
     cpu = {"export": r["cpu_s"], "workers": r["workers_cpu_s"], "simulator": r.get("simulator_cpu_s", 0)}
     extra += "  CPU us/run: " + " ".join(f"{k} {v / r['runs'] * 1e6:.0f}" for k, v in cpu.items() if v)
+    if len(r.get("all_seconds", [])) > 1:
+        extra += "  median of " + " ".join(f"{s:.2f}" for s in r["all_seconds"]) + " s"
     print(
         f"{name:<20} {r['runs']:>9,} runs {r['seconds']:>8.2f} s {rate:>10,.0f} runs/s "
         f"{r['json_mb'] / r['seconds']:>7.1f} MB/s JSON  peak RSS {r['peak_rss_mb']:>7.1f} MB{extra}"
@@ -322,6 +335,12 @@ def main() -> None:
     parser.add_argument(
         "--memory", action="store_true", help="also compare peak RSS of 50k and 500k-run days"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each short phase (ours, processing alone, 0 ms); the median is reported",
+    )
     parser.add_argument("--tiny", action="store_true", help="a few thousand runs: proves the script runs")
     # child-only options
     parser.add_argument("--endpoint")
@@ -348,19 +367,31 @@ def main() -> None:
     )
     results: dict[str, dict] = {}
     limit = f"{args.rate}/10"
+    repeat = max(1, args.repeat)
     with SimulatorProcess(args.runs, args.payload_chars, args.latency, limit) as sim:
         key = {"endpoint": sim.url, "key": sim.key}
-        results["ours@latency"] = child("_ours", sim, **key, **ours_opts)
+        # Ours before and after the baseline, so that the machine's drift during the baseline's long
+        # run touches both sides.
+        ours = [child("_ours", sim, **key, **ours_opts)]
         results["baseline@latency"] = child("_baseline", sim, **key)
+        ours += [child("_ours", sim, **key, **ours_opts) for _ in range(repeat - 1)]
+        results["ours@latency"] = median_run(ours)
     with (
         tempfile.TemporaryDirectory() as pages,
         SimulatorProcess(args.runs, args.payload_chars, 0, limit) as sim,
     ):
         key = {"endpoint": sim.url, "key": sim.key}
         child("_fetch_pages", **key, pages=pages)
-        results["processing/ours"] = child("_process_ours", pages=pages, level=args.level)
-        results["processing/naive"] = child("_process_naive", pages=pages)
-        results["ours@0ms"] = child("_ours", sim, **key, **ours_opts)
+        processing: list[dict] = []
+        zero: list[dict] = []
+        for i in range(repeat):  # interleaved: the two are compared with each other
+            processing.append(child("_process_ours", pages=pages, level=args.level))
+            if i == 0:
+                results["processing/naive"] = child("_process_naive", pages=pages)
+            zero.append(child("_ours", sim, **key, **ours_opts))
+        results["processing/ours"] = median_run(processing)
+        results["ours@0ms"] = median_run(zero)
+    results = {name: results[name] for name in ORDER}
     for name, r in results.items():
         show(name, r)
     rate = {name: r["runs_per_s"] for name, r in results.items()}
