@@ -217,11 +217,14 @@ def _load_pages(folder: str) -> list[bytes]:
 
 def phase_process_ours(args: argparse.Namespace) -> None:
     """The export's own chunk processing (decode, window, flatten, write a file per table) on the
-    pages already in memory, in chunks of the default ``flush_rows``, on one thread."""
+    pages already in memory, in chunks of the default ``flush_rows``, on one thread, in a process
+    with the export's memory settings."""
     from pipelines.export.chunks import ChunkTask, process_chunk
     from pipelines.export.runs import RunsExportOptions
+    from pipelines.memory import tune_memory
     from pipelines.sink import ParquetOptions
 
+    tune_memory()  # the process as the export sets it up
     pages = _load_pages(args.pages)
     per_chunk = RunsExportOptions().flush_rows // 1000
     now = datetime.now(UTC)
