@@ -170,6 +170,13 @@ if getattr(httpcore.HTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES
     httpcore.HTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
 
+def _release(response: httpx.Response) -> None:
+    """Let a response go as soon as it is dealt with. httpx's response and its stream refer to each
+    other (the stream keeps the response), so a response, with the page it holds, lived until the
+    garbage collector's next pass over its generation found the cycle; the body is read by now."""
+    response.stream = httpx.ByteStream(b"")
+
+
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """httpx's default TLS context (certifi's bundle, SSL_CERT_FILE / SSL_CERT_DIR honoured), built
@@ -278,27 +285,30 @@ class LangSmithClient:
                         f"Check that LANGSMITH_ENDPOINT ({self.endpoint}) is reachable."
                     ) from exc
             else:
-                if response.status_code in RETRY_STATUSES:
-                    reason = f"HTTP {response.status_code}"
-                    wait = parse_retry_after(response.headers.get("Retry-After"))
-                    if attempt + 1 >= self.retry.max_attempts:
-                        raise error_from_response(response, api_key=self._api_key)
-                elif response.status_code >= 400:
-                    raise error_from_response(response, api_key=self._api_key)
-                else:
-                    content = response.content
-                    try:
-                        decoded = decode(content)
-                    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-                        reason = "malformed body"
+                try:
+                    if response.status_code in RETRY_STATUSES:
+                        reason = f"HTTP {response.status_code}"
+                        wait = parse_retry_after(response.headers.get("Retry-After"))
                         if attempt + 1 >= self.retry.max_attempts:
-                            raise LangSmithResponseError(
-                                f"{label}: the response body is malformed or truncated "
-                                f"({len(content)} bytes): {exc}"
-                            ) from exc
+                            raise error_from_response(response, api_key=self._api_key)
+                    elif response.status_code >= 400:
+                        raise error_from_response(response, api_key=self._api_key)
                     else:
-                        self.stats.add(bytes_received=len(content))
-                        return decoded
+                        content = response.content
+                        try:
+                            decoded = decode(content)
+                        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                            reason = "malformed body"
+                            if attempt + 1 >= self.retry.max_attempts:
+                                raise LangSmithResponseError(
+                                    f"{label}: the response body is malformed or truncated "
+                                    f"({len(content)} bytes): {exc}"
+                                ) from exc
+                        else:
+                            self.stats.add(bytes_received=len(content))
+                            return decoded
+                finally:
+                    _release(response)
             # Retry-After is the server's word and is honoured as sent; our own backoff is capped.
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             attempt += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import httpx
 import pytest
@@ -198,3 +200,26 @@ def test_responses_are_read_in_pieces_of_a_megabyte() -> None:
     import pipelines.client
 
     assert httpcore.HTTP11Connection.READ_NUM_BYTES == pipelines.client.READ_BYTES == 1 << 20
+
+
+def test_a_response_is_freed_when_its_request_returns_not_left_to_the_garbage_collector() -> None:
+    """httpx's response and its stream refer to each other: left alone, every response (a runs page
+    of megabytes) lived until the collector's pass over its generation."""
+    statuses = iter([503, 200])
+    made: list[weakref.ref[httpx.Response]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = httpx.Response(next(statuses), json={"items": [], "next_cursor": None})
+        made.append(weakref.ref(response))
+        return response
+
+    transport = httpx.MockTransport(handler)
+    client = LangSmithClient(api_key=KEY, endpoint=BASE, transport=transport, sleep=lambda _: None)
+    gc.disable()
+    try:
+        with client:
+            assert client.request("GET", "/x", decode=json.loads) == {"items": [], "next_cursor": None}
+            assert len(made) == 2  # the 503, retried, then the page
+            assert [ref() for ref in made] == [None, None]
+    finally:
+        gc.enable()
