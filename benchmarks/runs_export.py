@@ -218,10 +218,10 @@ def _load_pages(folder: str) -> list[bytes]:
 def phase_process_ours(args: argparse.Namespace) -> None:
     """The export's own chunk processing (decode, window, flatten, write a file per table) on the
     pages already in memory, in chunks of the default ``flush_rows``, on one thread, in a process
-    with the export's memory settings."""
+    set up as the export sets up its own (memory settings, garbage collection)."""
     from pipelines.export.chunks import ChunkTask, process_chunk
     from pipelines.export.runs import RunsExportOptions
-    from pipelines.memory import tune_memory
+    from pipelines.memory import fewer_collections, tune_memory
     from pipelines.sink import ParquetOptions
 
     tune_memory()  # the process as the export sets it up
@@ -232,16 +232,17 @@ def phase_process_ours(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
         n = 0
-        for i in range(0, len(pages), per_chunk):
-            task = ChunkTask(
-                pages=pages[i : i + per_chunk],
-                window=window,
-                root=root,
-                files={t: f"{root}/{t}-{i:05d}.parquet" for t in ("runs", "run_feedback_stats")},
-                exported_at=now,
-                options=ParquetOptions(compression_level=args.level),
-            )
-            n += process_chunk(task).rows["runs"]
+        with fewer_collections():
+            for i in range(0, len(pages), per_chunk):
+                task = ChunkTask(
+                    pages=pages[i : i + per_chunk],
+                    window=window,
+                    root=root,
+                    files={t: f"{root}/{t}-{i:05d}.parquet" for t in ("runs", "run_feedback_stats")},
+                    exported_at=now,
+                    options=ParquetOptions(compression_level=args.level),
+                )
+                n += process_chunk(task).rows["runs"]
         emit(runs=n, seconds=time.perf_counter() - started, json_mb=sum(map(len, pages)) / 1e6)
 
 

@@ -7,6 +7,7 @@ caller or a worker process); ``process_pool`` starts those worker processes.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import itertools
 import logging
@@ -25,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipelines.flatten.runs import flatten_run_feedback_stats, flatten_runs
-from pipelines.memory import tune_memory
+from pipelines.memory import GC_THRESHOLD, tune_memory
 from pipelines.records import Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, parquet_writer_options, resolve_root
 
@@ -111,6 +112,7 @@ def _start_worker(
     global _shared_streams
     _shared_streams = streams
     tune_memory()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])  # a worker only exports: see pipelines/memory.py
     logger = logging.getLogger(_LOGGER)
     logger.addHandler(logging.handlers.QueueHandler(records))
     logger.setLevel(level)

@@ -36,7 +36,7 @@ from pipelines.export.chunks import (
 )
 from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_slices
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
-from pipelines.memory import tune_memory
+from pipelines.memory import fewer_collections, tune_memory
 from pipelines.pagination import CursorPaginator
 from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
@@ -159,7 +159,8 @@ def export_runs_partition(
     pages_before = client.stats.pages
     try:
         dirs = {t: staged[t].writable_dir() for t in _TABLES}
-        lane_results = _run_lanes(client, sink, dirs, day, streams, opts, exported_at, pool)
+        with fewer_collections():
+            lane_results = _run_lanes(client, sink, dirs, day, streams, opts, exported_at, pool)
         total = _LaneResult()
         for result in lane_results:
             total.add(result)
