@@ -326,7 +326,7 @@ def main() -> None:
         help="characters of input text per run (5,000: ~6.7 KB runs, as in shared/performance-notes.md)",
     )
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
-    parser.add_argument("--slices", type=int, default=16)
+    parser.add_argument("--slices", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--workers",

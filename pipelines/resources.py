@@ -43,7 +43,7 @@ class LangSmithResource(ConfigurableResource):
         description="Sent as X-Tenant-Id; default LANGSMITH_WORKSPACE_ID / LANGCHAIN_WORKSPACE_ID",
     )
     page_size: int = Field(default=1000, ge=1, le=1000, description="Runs per page of /api/v2/runs/query")
-    slices: int = Field(default=16, ge=1, description="Time slices a day is cut into (fetched concurrently)")
+    slices: int = Field(default=32, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(
         default=16, ge=1, description="Slices fetched at once, over the calling process and its workers"
     )

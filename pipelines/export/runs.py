@@ -56,7 +56,7 @@ _TABLES = ("runs", "run_feedback_stats")
 @dataclass(frozen=True)
 class RunsExportOptions:
     page_size: int = 1000
-    slices: int = 16
+    slices: int = 32
     concurrency: int = 16
     flush_rows: int = 2_000
     project_batch: int = 100
