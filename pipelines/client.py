@@ -171,9 +171,9 @@ if getattr(httpcore.HTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES
 
 
 def _release(response: httpx.Response) -> None:
-    """Let a response go as soon as it is dealt with. httpx's response and its stream refer to each
-    other (the stream keeps the response), so a response, with the page it holds, lived until the
-    garbage collector's next pass over its generation found the cycle; the body is read by now."""
+    """Let a response go by reference counting once its body is read. httpx's response and its
+    stream refer to each other (the stream keeps the response), so a response, with the page it
+    holds, lived until the garbage collector's next pass over its generation found the cycle."""
     response.stream = httpx.ByteStream(b"")
 
 
@@ -285,30 +285,28 @@ class LangSmithClient:
                         f"Check that LANGSMITH_ENDPOINT ({self.endpoint}) is reachable."
                     ) from exc
             else:
-                try:
-                    if response.status_code in RETRY_STATUSES:
-                        reason = f"HTTP {response.status_code}"
-                        wait = parse_retry_after(response.headers.get("Retry-After"))
-                        if attempt + 1 >= self.retry.max_attempts:
-                            raise error_from_response(response, api_key=self._api_key)
-                    elif response.status_code >= 400:
+                _release(response)  # its body is read: status, headers and content stay
+                if response.status_code in RETRY_STATUSES:
+                    reason = f"HTTP {response.status_code}"
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+                    if attempt + 1 >= self.retry.max_attempts:
                         raise error_from_response(response, api_key=self._api_key)
+                elif response.status_code >= 400:
+                    raise error_from_response(response, api_key=self._api_key)
+                else:
+                    content = response.content
+                    try:
+                        decoded = decode(content)
+                    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                        reason = "malformed body"
+                        if attempt + 1 >= self.retry.max_attempts:
+                            raise LangSmithResponseError(
+                                f"{label}: the response body is malformed or truncated "
+                                f"({len(content)} bytes): {exc}"
+                            ) from exc
                     else:
-                        content = response.content
-                        try:
-                            decoded = decode(content)
-                        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-                            reason = "malformed body"
-                            if attempt + 1 >= self.retry.max_attempts:
-                                raise LangSmithResponseError(
-                                    f"{label}: the response body is malformed or truncated "
-                                    f"({len(content)} bytes): {exc}"
-                                ) from exc
-                        else:
-                            self.stats.add(bytes_received=len(content))
-                            return decoded
-                finally:
-                    _release(response)
+                        self.stats.add(bytes_received=len(content))
+                        return decoded
             # Retry-After is the server's word and is honoured as sent; our own backoff is capped.
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             attempt += 1
