@@ -151,6 +151,10 @@ def test_money_rounds_half_to_even_like_the_polars_decimal_cast() -> None:
     polars = pl.Series(tokens).str.strip_chars('"').cast(pl.Decimal(38, 12)).to_list()
     assert ours.to_pylist() == polars
     assert ours[1].as_py() == ours[2].as_py() == Decimal("0.000000000002")  # half to even
+    # A column with nothing to round takes one cast instead: the same values
+    exact = ["0.1", "1.5e-7", '"0.000123456789"', "3", None, "-12345678901234567890.123456789012"]
+    polars = pl.Series(exact).str.strip_chars('"').cast(pl.Decimal(38, 12)).to_list()
+    assert money_array(pa.array(exact, pa.string())).to_pylist() == polars
 
 
 def test_model_name_and_provider_come_from_the_top_level_of_metadata() -> None:
