@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from pipelines.export.chunks import ChunkTask, process_chunk
 from pipelines.sink import ParquetOptions
@@ -32,3 +34,40 @@ def test_a_chunk_is_windowed_and_written_in_capped_row_groups(tmp_path: Path) ->
     assert written.num_row_groups == 3
     assert sorted(written.read(columns=["id"]).column("id").to_pylist()) == sorted(f"r{i}" for i in range(10))
     assert not (tmp_path / "stats.parquet").exists()  # no feedback stats, no empty file
+
+
+def log_many(n: int) -> int:
+    """Run in a worker process: log ``n`` records, the last thing it does before it exits."""
+    import logging
+    import os
+
+    for i in range(n):
+        logging.getLogger("pipelines.test").info("record %d", i)
+    return os.getpid()
+
+
+def test_a_worker_that_exits_at_once_loses_no_result_or_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    """Worker processes skip the interpreter's teardown on exit: what they sent must all arrive (a
+    record cut off mid-write would leave the caller waiting for its end: hence the thread)."""
+    import multiprocessing
+    import threading
+
+    from pipelines.export.chunks import process_pool
+
+    caplog.set_level(logging.INFO, logger="pipelines")
+    seen: dict[str, object] = {}
+
+    def run() -> None:
+        with process_pool(1) as pool:
+            seen["pid"] = pool.submit(log_many, 2_000).result()
+            seen["workers"] = list(multiprocessing.active_children())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the pool did not shut down: a worker's last messages were cut off"
+    assert [r.getMessage() for r in caplog.records if r.name == "pipelines.test"] == [
+        f"record {i}" for i in range(2_000)
+    ]
+    worker = next(p for p in seen["workers"] if p.pid == seen["pid"])  # type: ignore[attr-defined]
+    assert worker.exitcode == 0

@@ -223,3 +223,16 @@ def test_a_response_is_freed_when_its_request_returns_not_left_to_the_garbage_co
             assert [ref() for ref in made] == [None, None]
     finally:
         gc.enable()
+
+
+def test_a_plain_http_endpoint_loads_no_certificates_and_https_gets_the_default_bundle() -> None:
+    import ssl
+
+    from pipelines.client import _verify, tls_context
+
+    plain = _verify("http://127.0.0.1:1984")  # a simulator: no TLS, so no 30-45 ms of loading a bundle
+    assert plain.get_ca_certs() == []
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname  # were it used, it trusts nothing
+    assert _verify("https://api.smith.langchain.com") is tls_context()
+    assert _verify("HTTPS://eu.api.smith.langchain.com") is tls_context()
+    assert tls_context().cert_store_stats()["x509_ca"] > 0
