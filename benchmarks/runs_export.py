@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import resource
 import socket
@@ -53,6 +54,18 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of another process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fresh_memory_seconds_per_gb(mb: int = 256) -> float:
+    """Seconds per GB to touch memory no process touched before (page faults, zeroing): on these
+    virtual machines it varies several-fold with the host, and it weighs on the baseline (~2.4 GB of
+    dicts for 50,000 runs) far more than on the export (a few hundred MB per process)."""
+    size = mb << 20
+    with mmap.mmap(-1, size) as block:
+        started = time.perf_counter()
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        return (time.perf_counter() - started) * 1024 / mb
 
 
 def emit(**fields: object) -> None:
@@ -377,7 +390,9 @@ def main() -> None:
         # Ours before and after the baseline, so that the machine's drift during the baseline's long
         # run touches both sides.
         ours = [child("_ours", sim, **key, **ours_opts)]
+        fresh = [fresh_memory_seconds_per_gb()]
         results["baseline@latency"] = child("_baseline", sim, **key)
+        fresh.append(fresh_memory_seconds_per_gb())
         ours += [child("_ours", sim, **key, **ours_opts) for _ in range(repeat - 1)]
         results["ours@latency"] = median_run(ours)
     with (
@@ -411,6 +426,10 @@ def main() -> None:
         print(f"{label:<34} {value:6.1f}x")
     print(f"{'end to end (0 ms) / processing':<34} {rate['ours@0ms'] / rate['processing/ours']:6.0%}")
     print("(targets: >= 10x, >= 2x, >= 60%)")
+    print(
+        f"fresh memory: {fresh[0]:.2f} s/GB before the baseline, {fresh[1]:.2f} after (first touch of "
+        "new pages: it varies with the host, and the baseline, which holds the day as dicts, feels it most)"
+    )
     if args.memory:
         small, big = (5_000, 50_000) if args.tiny else (50_000, 500_000)
         peaks: dict[int, tuple[float, float]] = {}
