@@ -56,18 +56,6 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def fresh_memory_seconds_per_gb(mb: int = 256) -> float:
-    """Seconds per GB to touch memory no process touched before (page faults, zeroing): on these
-    virtual machines it varies several-fold with the host, and it weighs on the baseline (~2.4 GB of
-    dicts for 50,000 runs) far more than on the export (a few hundred MB per process)."""
-    size = mb << 20
-    with mmap.mmap(-1, size) as block:
-        started = time.perf_counter()
-        for offset in range(0, size, mmap.PAGESIZE):
-            block[offset] = 1
-        return (time.perf_counter() - started) * 1024 / mb
-
-
 def emit(**fields: object) -> None:
     cpu = {"cpu_s": round(cpu_seconds(), 2), "workers_cpu_s": round(cpu_seconds(resource.RUSAGE_CHILDREN), 2)}
     print(json.dumps({**fields, **cpu, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
@@ -207,6 +195,20 @@ def phase_baseline(args: argparse.Namespace) -> None:
         )
 
 
+def phase_fresh_memory(args: argparse.Namespace) -> None:
+    """Seconds per GB to touch memory no process touched before (page faults, zeroing): on these
+    virtual machines it varies several-fold with the host, and it weighs on the baseline (~2.4 GB of
+    dicts for 50,000 runs) far more than on the export (a few hundred MB per process). In a child of
+    its own: Linux carries a process's peak RSS over into the children it starts."""
+    mb = 256
+    size = mb << 20
+    with mmap.mmap(-1, size) as block:
+        started = time.perf_counter()
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        emit(seconds_per_gb=(time.perf_counter() - started) * 1024 / mb)
+
+
 def phase_fetch_pages(args: argparse.Namespace) -> None:
     """Save the day's pages to files, for the in-memory processing phases."""
     with httpx.Client(base_url=args.endpoint, headers={"X-API-Key": args.key}, timeout=600) as client:
@@ -284,6 +286,7 @@ PHASES = {
     "_ours": phase_ours,
     "_baseline": phase_baseline,
     "_fetch_pages": phase_fetch_pages,
+    "_fresh_memory": phase_fresh_memory,
     "_process_ours": phase_process_ours,
     "_process_naive": phase_process_naive,
 }
@@ -390,9 +393,9 @@ def main() -> None:
         # Ours before and after the baseline, so that the machine's drift during the baseline's long
         # run touches both sides.
         ours = [child("_ours", sim, **key, **ours_opts)]
-        fresh = [fresh_memory_seconds_per_gb()]
+        fresh = [child("_fresh_memory")["seconds_per_gb"]]
         results["baseline@latency"] = child("_baseline", sim, **key)
-        fresh.append(fresh_memory_seconds_per_gb())
+        fresh.append(child("_fresh_memory")["seconds_per_gb"])
         ours += [child("_ours", sim, **key, **ours_opts) for _ in range(repeat - 1)]
         results["ours@latency"] = median_run(ours)
     with (
