@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,9 +39,6 @@ def test_a_chunk_is_windowed_and_written_in_capped_row_groups(tmp_path: Path) ->
 
 def log_many(n: int) -> int:
     """Run in a worker process: log ``n`` records, the last thing it does before it exits."""
-    import logging
-    import os
-
     for i in range(n):
         logging.getLogger("pipelines.test").info("record %d", i)
     return os.getpid()
