@@ -7,7 +7,8 @@
 Every measurement runs in a fresh child process (so peak RSS is its own) against a simulator in
 another process, which generates and encodes the day before it serves (``--prerender``), and prints
 one JSON line; the parent prints the table, the ratios and the CPU time per run of the export, its
-worker processes and the simulator (all on the same cores). Numbers are comparable only within one
+worker processes and the simulator (all on the same cores), and what fresh memory costs just before
+and after the baseline (it moves the baseline's time most). Numbers are comparable only within one
 invocation (machines here are noisy). The short phases run ``--repeat`` times (3) and report the run
 with the median time: ours at latency once before the baseline's long run and the rest after it,
 processing alone and ours at 0 ms taking turns.
