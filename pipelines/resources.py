@@ -56,7 +56,9 @@ class LangSmithResource(ConfigurableResource):
         ),
     )
     flush_rows: int = Field(
-        default=2_000, ge=1, description="Runs buffered per slice before they are flattened and written"
+        default=1_000,
+        ge=1,
+        description="Runs of a slice flattened and written together, as one file per table (a page: 1,000)",
     )
     requests_per_10s: int = Field(
         default=250, ge=1, description="Client-side rate limit (LangSmith Cloud allows ~300 per 10 s per key)"
