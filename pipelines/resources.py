@@ -56,9 +56,9 @@ class LangSmithResource(ConfigurableResource):
         ),
     )
     flush_rows: int = Field(
-        default=1_000,
+        default=10_000,
         ge=1,
-        description="Runs of a slice flattened and written together, as one file per table (a page: 1,000)",
+        description="Runs of a slice per file (per table); pages are written into it as they arrive",
     )
     requests_per_10s: int = Field(
         default=250, ge=1, description="Client-side rate limit (LangSmith Cloud allows ~300 per 10 s per key)"

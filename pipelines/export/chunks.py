@@ -1,8 +1,9 @@
-"""Processing a chunk of runs pages into Parquet files: decode (unless the fetcher did), window,
-flatten, write one file per table.
+"""Processing runs pages into Parquet files: decode (unless the fetcher did), window, flatten,
+write a row group per page into one file per table (kept open across tasks by the caller's
+``writers`` until the task marked ``close``).
 
-A pure function of its task: the runs export calls it in the process that fetched the pages (the
-caller or a worker process); ``process_pool`` starts those worker processes.
+The runs export calls it in the process that fetched the pages (the caller or a worker process);
+``process_pool`` starts those worker processes.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -43,6 +43,7 @@ class ChunkTask:
     files: dict[str, str]  # table -> path of the file to write (within the root's filesystem)
     exported_at: datetime
     options: ParquetOptions
+    close: bool = True  # the files' last pages: close them (else they stay open in ``writers``)
 
 
 @dataclass
@@ -59,39 +60,55 @@ def _filesystem(root: str) -> pafs.FileSystem:
     return resolve_root(root)[0]
 
 
-def _write(fs: pafs.FileSystem, path: str, table: pa.Table, options: ParquetOptions) -> None:
-    if table.num_rows:
-        pq.write_table(
-            table,
-            path,
-            filesystem=fs,
-            row_group_size=options.row_group_rows,
-            **parquet_writer_options(options, table.schema),  # type: ignore[arg-type]
-        )
+Writers = dict[str, pq.ParquetWriter]  # open files by path, kept between the tasks of a file
 
 
-def process_chunk(task: ChunkTask) -> ChunkResult:
-    result = ChunkResult()
-    items: list[RunV2] = []
-    unknown: list[bytes | None] = []
+def process_chunk(task: ChunkTask, writers: Writers | None = None) -> ChunkResult:
+    """Decode (unless done), window, flatten and write the task's pages, one page at a time: each page
+    is a row group (or several, capped at ``row_group_rows``) of the files, so the memory this takes
+    is a page's, whatever the file's size. With ``writers`` a file can take several tasks, in order:
+    it is opened by the first that has rows for it and closed by the one marked ``close``."""
+    writers = {} if writers is None else writers
+    result = ChunkResult(rows=dict.fromkeys(task.files, 0))
     low, high = task.window
-    for content in task.pages:
-        page = content if isinstance(content, Decoded) else decode_runs_page(content)
-        result.received += len(page.items) + len(page.rejected)
-        result.rejected.extend(page.rejected)
-        result.unknown_fields += sum(1 for u in page.unknown or [] if u)
-        # The API's bounds are inclusive and so are the windows; anything else belongs elsewhere.
-        inside = [r.start_time is not None and low <= r.start_time <= high for r in page.items]
-        items.extend(itertools.compress(page.items, inside))
-        unknown.extend(itertools.compress(page.unknown, inside) if page.unknown else [None] * sum(inside))
-        result.out_of_window += len(inside) - sum(inside)
     fs = _filesystem(task.root)
-    runs = flatten_runs(items, task.exported_at, unknown if any(unknown) else None)
-    stats = flatten_run_feedback_stats(items, task.exported_at)
-    _write(fs, task.files["runs"], runs, task.options)
-    _write(fs, task.files["run_feedback_stats"], stats, task.options)
-    result.rows = {"runs": runs.num_rows, "run_feedback_stats": stats.num_rows}
+    try:
+        for content in task.pages:
+            page = content if isinstance(content, Decoded) else decode_runs_page(content)
+            result.received += len(page.items) + len(page.rejected)
+            result.rejected.extend(page.rejected)
+            result.unknown_fields += sum(1 for u in page.unknown or [] if u)
+            # The API's bounds are inclusive and so are the windows; anything else belongs elsewhere.
+            inside = [r.start_time is not None and low <= r.start_time <= high for r in page.items]
+            items = list(itertools.compress(page.items, inside))
+            unknown = list(itertools.compress(page.unknown, inside)) if page.unknown else None
+            result.out_of_window += len(inside) - len(items)
+            tables = {
+                "runs": flatten_runs(items, task.exported_at, unknown if unknown and any(unknown) else None),
+                "run_feedback_stats": flatten_run_feedback_stats(items, task.exported_at),
+            }
+            for name, table in tables.items():
+                if table.num_rows:
+                    path = task.files[name]
+                    if path not in writers:  # a table with no rows gets no file
+                        writers[path] = pq.ParquetWriter(
+                            path, table.schema, filesystem=fs,
+                            **parquet_writer_options(task.options, table.schema),  # type: ignore[arg-type]
+                        )  # fmt: skip
+                    writers[path].write_table(table, row_group_size=task.options.row_group_rows)
+                    result.rows[name] += table.num_rows
+    finally:
+        if task.close:
+            close_files(writers, task.files.values())
     return result
+
+
+def close_files(writers: Writers, paths: Iterable[str]) -> None:
+    """Close those of ``paths`` that are open (each writes its footer)."""
+    for path in paths:
+        writer = writers.pop(path, None)
+        if writer is not None:
+            writer.close()
 
 
 # Library code logs under this logger; worker processes send its records to the caller, where they

@@ -4,15 +4,16 @@ A cursor stream is sequential, so the day is cut into ``slices`` time windows pe
 With ``workers`` the caller and each worker process open a client of their own (with an equal
 share of the rate limit), take streams from the pool's shared queue on threads as they get free,
 and decode, flatten and write them themselves, so no page crosses a process boundary; with
-``workers=0`` the calling process does all of it alone, on its own client. Every ``flush_rows``
-runs of a stream (by default each page) become one chunk, written as one file per table, and is
-handed to the process's processing thread while the stream goes on fetching. Memory is bounded by
-the streams in flight and the chunk size, never by the size of the day. File names depend only on
-(batch, slice, chunk): the output does not depend on timing.
+``workers=0`` the calling process does all of it alone, on its own client. Each page is handed
+to the process's processing thread while the stream goes on fetching, and written (a row group)
+into the stream's open file; every ``flush_rows`` runs of a stream make one file per table. Memory
+is bounded by the pages in flight and waiting, never by the size of the day or of the files. File
+names depend only on (batch, slice, file): the output does not depend on timing.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -30,6 +31,8 @@ from pipelines.export.chunks import (
     ChunkTask,
     StreamQueue,
     WorkerPool,
+    Writers,
+    close_files,
     process_chunk,
     process_pool,
     shared_streams,
@@ -38,7 +41,7 @@ from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_s
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import fewer_collections, tune_memory
 from pipelines.pagination import CursorPaginator
-from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
+from pipelines.records import RUN_SELECTS, Rejected, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ class RunsExportOptions:
     page_size: int = 1000
     slices: int = 32
     concurrency: int = 16
-    flush_rows: int = 1_000  # a page: see _Processor
+    flush_rows: int = 10_000  # runs per file: see _Processor
     project_batch: int = 100
     workers: int = 0  # processes that fetch, decode, flatten and write slices besides the caller
 
@@ -286,7 +289,7 @@ def run_lane(
             assert lane.client is not None
             client = stack.enter_context(lane.client.open())
         assert client is not None
-        processor = _Processor(lane.processing, result, waiting=waiting_chunks(lane))
+        processor = _Processor(lane.processing, result, waiting=lane.threads)
         errors: list[BaseException] = []
         try:
             with ThreadPoolExecutor(lane.threads, thread_name_prefix="runs") as threads:
@@ -303,25 +306,25 @@ def run_lane(
     return result
 
 
-def waiting_chunks(lane: _Lane) -> int:
-    """Chunks that may wait for a lane's processing: about a page per fetching thread (see
-    ``_Processor``)."""
-    return max(1, lane.threads // max(1, lane.flush_rows // lane.page_size))
-
-
 class _Processor:
-    """Processes a lane's chunks on ``slots`` threads while the fetching threads go on: a thread hands
-    its chunk over and fetches on (the next page, or the first of its next stream) unless
-    ``waiting`` chunks already wait, so latency is not paid again while a chunk waits its turn.
+    """Processes a lane's pages on ``slots`` threads while the fetching threads go on: a thread hands
+    its page over and fetches on (the next page, or the first of its next stream) unless ``waiting``
+    pages already wait, so latency is not paid again while a page waits its turn.
 
-    The lane passes about a page per fetching thread as ``waiting``: every slice starts at once, so
-    the first pages of all of them arrive together, and with room for one chunk only, most threads
-    waited (not fetching) until the processing had caught up with that burst; with one-page chunks
-    nothing holds a page back to make up a chunk either. Measured at 300 ms on the benchmark's day
-    (10 interleaved runs each): median 2.39 s with 2-page chunks and one waiting, 2.17 s with 1-page
-    chunks and 8; a 500,000-run day peaked at 410-415 MB in the caller instead of 448-462 MB.
-    Memory stays bounded: per fetching thread, the page it fetches and about one waiting, besides
-    the ``slots`` chunks being processed."""
+    The lane passes a page per fetching thread as ``waiting``: every slice starts at once, so the
+    first pages of all of them arrive together, and with room for one chunk of two pages only (as
+    before), the processing started only when the second pages arrived and most threads then waited
+    (not fetching) until it had caught up with that burst. Measured at 300 ms on the benchmark's day
+    (10 interleaved runs each): median 2.39 s with 2-page chunks and one waiting, 2.17 s with pages
+    processed one at a time and 8 waiting; a 500,000-run day peaked at 410-415 MB in the caller
+    instead of 448-462 MB. Memory stays bounded: per fetching thread, the page it fetches and about
+    one waiting, besides the ``slots`` pages being processed; a file's size does not count (its
+    pages are written as they come, into the open file).
+
+    A file takes several tasks, one at a time and in the order they were handed over: a task for a
+    file that is being written waits in that file's queue (holding its place among the ``waiting``)
+    and goes to the threads when the one before it is done, so no processing thread sits idle
+    behind another file's page."""
 
     def __init__(self, slots: int, result: _LaneResult, *, waiting: int) -> None:
         self._pool = ThreadPoolExecutor(slots, thread_name_prefix="process")
@@ -329,29 +332,59 @@ class _Processor:
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
         self._result = result
+        self._writers: Writers = {}  # the lane's open files
+        self._files: dict[str, collections.deque[tuple[ChunkTask, str]]] = {}  # being written: next
+        self._unfinished = 0  # tasks handed over and not done (in a file's queue included)
+        self._all_done = threading.Condition(self._lock)
 
     def submit(self, task: ChunkTask, label: str) -> None:
+        """Queue ``task`` once fewer than ``waiting`` wait (behind the tasks of its file before it)."""
         self._waiting.acquire()
-        if self._errors:  # a chunk failed: the lane fails, fetching more would be for nothing
+        if self._errors:  # a page failed: the lane fails, fetching more would be for nothing
             self._waiting.release()
             raise self._errors[0]
+        key = task.files["runs"]
+        with self._lock:
+            self._unfinished += 1
+            if key in self._files:  # the file is being written: after the task before
+                self._files[key].append((task, label))
+                return
+            self._files[key] = collections.deque()
         self._pool.submit(self._process, task, label)
 
     def _process(self, task: ChunkTask, label: str) -> None:
-        self._waiting.release()  # taken up: the next chunk may wait
+        self._waiting.release()  # taken up: the next page may wait
         try:
-            done = process_chunk(task)
+            if not self._errors:  # else the lane fails: no more writing into files it will not publish
+                finished = process_chunk(task, self._writers)
+                self._result.add(finished, self._lock)
+                if finished.out_of_window:
+                    log.info("%s: %d runs outside the window were skipped", label, finished.out_of_window)
         except BaseException as exc:
             with self._lock:
                 self._errors.append(exc)
-            return
-        self._result.add(done, self._lock)
-        if done.out_of_window:
-            log.info("%s: %d runs outside the window were skipped", label, done.out_of_window)
+        finally:
+            key = task.files["runs"]
+            with self._lock:
+                queued = self._files[key]
+                following = queued.popleft() if queued else None
+                if following is None:
+                    del self._files[key]
+                self._unfinished -= 1
+                if not self._unfinished:
+                    self._all_done.notify_all()
+            if following is not None:  # still unfinished: the pool is not shut down before it
+                self._pool.submit(self._process, *following)
 
     def finish(self) -> list[BaseException]:
-        """Wait for every chunk handed over; the errors of those that failed."""
+        """Wait for every page handed over and close what files a failure left open; the errors."""
+        with self._all_done:
+            self._all_done.wait_for(lambda: not self._unfinished)
         self._pool.shutdown(wait=True)
+        try:
+            close_files(self._writers, list(self._writers))
+        except Exception as exc:  # its partition is not published without every file closed
+            self._errors.append(exc)
         return self._errors
 
 
@@ -365,31 +398,29 @@ def _export_stream(client: LangSmithClient, lane: _Lane, stream: _Stream, proces
         "sort_order": "ASC",
     }
     label = f"{lane.day} slice {stream.slice_index} batch {stream.batch_index} "
-    pages_per_chunk = max(1, lane.flush_rows // lane.page_size)
-    chunk: list[Decoded[RunV2]] = []
-    chunks = 0
+    pages_per_file = max(1, lane.flush_rows // lane.page_size)
+    files = 0  # files of this stream begun so far
+    in_file = 0  # pages of the current file handed over
 
-    def process() -> None:
-        nonlocal chunk, chunks
-        name = f"part-{stream.batch_index:03d}-{stream.slice_index:03d}-{chunks:05d}.parquet"
+    # Each page is decoded once, where it is fetched (a truncated body fails there and is retried),
+    # and handed over on its own: it is written into its file as it comes, so no page waits for
+    # the next one to make up a chunk. No page is fetched ahead: the next request leaves at once
+    # anyway (a prefetching thread per stream only added threads to switch between and a page to
+    # hold).
+    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
+    for page in pages:
+        name = f"part-{stream.batch_index:03d}-{stream.slice_index:03d}-{files:05d}.parquet"
+        in_file += 1
+        last = in_file >= pages_per_file or not page.next_cursor
         task = ChunkTask(
-            pages=chunk,
+            pages=[page],
             window=stream.window,
             root=lane.root,
             files={t: f"{lane.dirs[t]}/{name}" for t in _TABLES},
             exported_at=lane.exported_at,
             options=lane.options,
+            close=last,
         )
-        chunk, chunks = [], chunks + 1
         processor.submit(task, label)
-
-    # Each page is decoded once, where it is fetched (a truncated body fails there and is retried).
-    # No page is fetched ahead: chunks are handed over, so the next request leaves at once anyway
-    # (a prefetching thread per stream only added threads to switch between and a page to hold).
-    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
-    for page in pages:
-        chunk.append(page)
-        if len(chunk) >= pages_per_chunk:
-            process()
-    if chunk:
-        process()
+        if last:
+            files, in_file = files + 1, 0

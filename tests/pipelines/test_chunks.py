@@ -37,6 +37,24 @@ def test_a_chunk_is_windowed_and_written_in_capped_row_groups(tmp_path: Path) ->
     assert not (tmp_path / "stats.parquet").exists()  # no feedback stats, no empty file
 
 
+def test_a_file_takes_several_tasks_while_its_writer_stays_open(tmp_path: Path) -> None:
+    window = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 23, 59, 59, 999999, tzinfo=UTC))
+    files = {"runs": str(tmp_path / "runs.parquet"), "run_feedback_stats": str(tmp_path / "stats.parquet")}
+    writers: dict[str, pq.ParquetWriter] = {}
+    common = {"window": window, "root": str(tmp_path), "files": files, "options": ParquetOptions()}
+    at = datetime(2024, 2, 1, tzinfo=UTC)
+    first = process_chunk(
+        ChunkTask(pages=[page(range(0, 3), 1)], exported_at=at, close=False, **common), writers
+    )
+    assert list(writers) == [files["runs"]]  # open: the file is not finished
+    second = process_chunk(ChunkTask(pages=[page(range(3, 5), 1)], exported_at=at, **common), writers)
+    assert writers == {}
+    assert (first.rows["runs"], second.rows["runs"]) == (3, 2)
+    written = pq.ParquetFile(tmp_path / "runs.parquet")
+    assert written.num_row_groups == 2  # a page each
+    assert written.read(columns=["id"]).column("id").to_pylist() == [f"r{i}" for i in range(5)]
+
+
 def log_many(n: int) -> int:
     """Run in a worker process: log ``n`` records, the last thing it does before it exits."""
     for i in range(n):

@@ -1,38 +1,45 @@
-"""A lane's processing thread: chunks are handed over without waiting while fewer than ``waiting``
-wait (memory stays bounded), about a page per fetching thread; a failed chunk fails the lane."""
+"""A lane's processing threads: pages are handed over without waiting while fewer than ``waiting``
+wait (memory stays bounded), a file's pages are written in order, a failed page fails the lane and
+a file it left open is closed."""
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 import pipelines.export.runs as runs
 from pipelines.export.chunks import ChunkResult
-from pipelines.sink import ParquetOptions
+
+
+class Task:
+    """What the processor needs of a task: its files (a task's file is its identity here)."""
+
+    def __init__(self, name: Any, file: str) -> None:
+        self.name = name
+        self.files = {"runs": file}
 
 
 def test_handed_over_chunks_do_not_wait_until_waiting_are_queued(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
     started: list[Any] = []
 
-    def slow(task: Any) -> ChunkResult:
-        started.append(task)
+    def slow(task: Any, writers: Any) -> ChunkResult:
+        started.append(task.name)
         release.wait(5)
-        return ChunkResult(received=task, rows={"runs": task, "run_feedback_stats": 0})
+        return ChunkResult(received=task.name, rows={"runs": task.name, "run_feedback_stats": 0})
 
     monkeypatch.setattr(runs, "process_chunk", slow)
     result = runs._LaneResult()
     processor = runs._Processor(1, result, waiting=2)
-    processor.submit(10, "a")  # type: ignore[arg-type]
+    processor.submit(Task(10, "f10"), "a")  # type: ignore[arg-type]
     while not started:  # taken up by the processing thread
         time.sleep(0.01)
-    processor.submit(20, "b")  # type: ignore[arg-type]  # wait their turn; the caller goes on
-    processor.submit(30, "c")  # type: ignore[arg-type]
-    fourth = threading.Thread(target=processor.submit, args=(40, "d"))
+    processor.submit(Task(20, "f20"), "b")  # type: ignore[arg-type]  # wait their turn; the caller goes on
+    processor.submit(Task(30, "f30"), "c")  # type: ignore[arg-type]
+    fourth = threading.Thread(target=processor.submit, args=(Task(40, "f40"), "d"))
     fourth.start()
     fourth.join(0.3)
     assert fourth.is_alive()  # two chunks already wait: the fourth is held back
@@ -44,29 +51,74 @@ def test_handed_over_chunks_do_not_wait_until_waiting_are_queued(monkeypatch: py
     assert (result.received, result.rows["runs"]) == (100, 100)
 
 
-@pytest.mark.parametrize(
-    ("threads", "flush_rows", "expected"),
-    [(8, 1000, 8), (8, 2000, 4), (16, 1000, 16), (1, 5000, 1), (8, 500, 8)],
-)
-def test_about_a_page_per_fetching_thread_may_wait(threads: int, flush_rows: int, expected: int) -> None:
-    lane = runs._Lane(
-        date(2026, 1, 1), "t", [], threads, 1, 1000, flush_rows, "/tmp", {}, ParquetOptions(),
-        datetime(2026, 1, 2, tzinfo=UTC), None,
-    )  # fmt: skip
-    assert runs.waiting_chunks(lane) == expected
+def test_the_pages_of_a_file_are_written_in_order_by_any_number_of_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With two processing threads, a file's second page waits for its first to be written, while a
+    page of another file goes ahead."""
+    first_started = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def process(task: Any, writers: Any) -> ChunkResult:
+        if task.name == "a1":
+            first_started.set()
+            release.wait(5)
+        order.append(task.name)
+        return ChunkResult(rows={"runs": 1, "run_feedback_stats": 0})
+
+    monkeypatch.setattr(runs, "process_chunk", process)
+    result = runs._LaneResult()
+    processor = runs._Processor(2, result, waiting=4)
+    processor.submit(Task("a1", "file-a"), "a")  # type: ignore[arg-type]
+    first_started.wait(5)
+    processor.submit(Task("a2", "file-a"), "a")  # type: ignore[arg-type]
+    processor.submit(Task("b1", "file-b"), "b")  # type: ignore[arg-type]
+    deadline = time.monotonic() + 5
+    while not order and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # a2 would have had its chance
+    assert order == ["b1"]  # a2 waits for a1 (its file), b1 did not
+    release.set()
+    assert processor.finish() == []
+    assert order == ["b1", "a1", "a2"]
+    assert result.rows["runs"] == 3
+
+
+def test_a_file_left_open_by_a_failure_is_closed_when_the_lane_finishes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed: list[str] = []
+
+    class Writer:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def close(self) -> None:
+            closed.append(self.path)
+
+    def process(task: Any, writers: Any) -> ChunkResult:
+        writers[task.name] = Writer(task.name)  # opened, and the stream fails before its last page
+        return ChunkResult(rows={"runs": 1, "run_feedback_stats": 0})
+
+    monkeypatch.setattr(runs, "process_chunk", process)
+    processor = runs._Processor(1, runs._LaneResult(), waiting=1)
+    processor.submit(Task("f1", "file-f"), "a")  # type: ignore[arg-type]
+    assert processor.finish() == []
+    assert closed == ["f1"]
 
 
 def test_a_failed_chunk_fails_the_lane(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(task: Any) -> ChunkResult:
+    def broken(task: Any, writers: Any) -> ChunkResult:
         raise OSError("disk full")
 
     monkeypatch.setattr(runs, "process_chunk", broken)
     processor = runs._Processor(1, runs._LaneResult(), waiting=1)
-    processor.submit(1, "a")  # type: ignore[arg-type]
+    processor.submit(Task(1, "f1"), "a")  # type: ignore[arg-type]
     deadline = time.monotonic() + 5
     with pytest.raises(OSError, match="disk full"):  # no more fetching for a lane that failed
         while time.monotonic() < deadline:
-            processor.submit(2, "b")  # type: ignore[arg-type]
+            processor.submit(Task(2, "f2"), "b")  # type: ignore[arg-type]
             time.sleep(0.01)
     errors = processor.finish()
     assert errors and all(isinstance(e, OSError) for e in errors)
