@@ -308,23 +308,25 @@ def run_lane(
 
 class _Processor:
     """Processes a lane's pages on ``slots`` threads while the fetching threads go on: a thread hands
-    its page over and fetches on (the next page, or the first of its next stream) unless ``waiting``
-    pages already wait, so latency is not paid again while a page waits its turn.
+    its page over and fetches on (the next page, or the first of its next stream) unless
+    ``waiting`` pages already wait, so latency is not paid again while a page waits its turn.
 
-    The lane passes a page per fetching thread as ``waiting``: every slice starts at once, so the
-    first pages of all of them arrive together, and with room for one chunk of two pages only (as
-    before), the processing started only when the second pages arrived and most threads then waited
-    (not fetching) until it had caught up with that burst. Measured at 300 ms on the benchmark's day
-    (10 interleaved runs each): median 2.39 s with 2-page chunks and one waiting, 2.17 s with pages
-    processed one at a time and 8 waiting; a 500,000-run day peaked at 410-415 MB in the caller
-    instead of 448-462 MB. Memory stays bounded: per fetching thread, the page it fetches and about
-    one waiting, besides the ``slots`` pages being processed; a file's size does not count (its
-    pages are written as they come, into the open file).
+    The lane passes a page per fetching thread as ``waiting``: every slice starts at once, so
+    the first pages of all of them arrive together; with 2-page chunks and room for one to wait
+    (the earlier design), the processing started only when the second pages arrived and most
+    threads then waited (not fetching) until it had caught up with that burst. Measured at 300
+    ms on the benchmark's day (10 interleaved runs each): median 2.39 s with 2-page chunks and
+    one waiting, 2.17 s with pages processed one at a time and 8 waiting (a file per page);
+    writing them into a slice's open file instead, 2.14 s against 2.19 s (8 pairs). Memory stays
+    bounded: per fetching thread, the page it fetches and about one waiting, besides the
+    ``slots`` pages being processed; a file's size does not count (its pages are written as they
+    come, into the open file), though the open writers took a 500,000-run day's peak from
+    423-427 to 439-441 MB in the caller.
 
-    A file takes several tasks, one at a time and in the order they were handed over: a task for a
-    file that is being written waits in that file's queue (holding its place among the ``waiting``)
-    and goes to the threads when the one before it is done, so no processing thread sits idle
-    behind another file's page."""
+    A file takes several tasks, one at a time and in the order they were handed over: a task for
+    a file that is being written waits in that file's queue (holding its place among the
+    ``waiting``) and goes to the threads when the one before it is done, so no processing thread
+    sits idle behind another file's page."""
 
     def __init__(self, slots: int, result: _LaneResult, *, waiting: int) -> None:
         self._pool = ThreadPoolExecutor(slots, thread_name_prefix="process")
