@@ -344,7 +344,7 @@ def main() -> None:
     )
     parser.add_argument("--latency", type=float, default=0.3, help="seconds of latency per page")
     parser.add_argument("--slices", type=int, default=32)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--workers",
         type=int,

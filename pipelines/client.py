@@ -262,11 +262,15 @@ class LangSmithClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         what: str = "",
+        before_body: Callable[[], None] | None = None,
     ) -> T:
         """Send one request, retrying transient failures, and decode its body with ``decode``.
 
         ``what`` names the page for error messages (e.g. "page 3"). A body that does not decode is
         retried like a transient fault (a truncated transfer), then raised as ``LangSmithResponseError``.
+        ``before_body`` is called when a successful response's headers are in and before its body is
+        read (on a retry, again): a caller that bounds the bodies it holds waits there, while the
+        body waits in the connection.
         """
         label = f"{method} {path}" + (f" ({what})" if what else "")
         body = None if json is None else msgspec.json.encode(json)
@@ -278,13 +282,20 @@ class LangSmithClient:
             wait: float | None = None
             reason = ""
             try:
-                response = self._http.request(
+                request = self._http.build_request(
                     method,
                     path,
                     params=params,
                     content=body,
                     headers={"Content-Type": "application/json"} if body is not None else None,
                 )
+                response = self._http.send(request, stream=True)
+                try:
+                    if before_body is not None and response.is_success:
+                        before_body()
+                    response.read()
+                finally:
+                    response.close()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 reason = f"{type(exc).__name__}"
                 if attempt + 1 >= self.retry.max_attempts:

@@ -25,25 +25,35 @@ CP = TypeVar("CP", bound=_CursorPage)
 
 @dataclass
 class CursorPaginator:
-    """``POST`` with a JSON body; follows ``next_cursor`` (passed back as ``cursor``) until absent."""
+    """``POST`` with a JSON body; follows ``next_cursor`` (passed back as ``cursor``) until absent.
+
+    ``before_body``: see ``LangSmithClient.request``."""
 
     client: LangSmithClient
     path: str
     body: Mapping[str, Any]
     label: str = ""
+    before_body: Callable[[], None] | None = None
 
     def pages(self, decode: Callable[[bytes], CP]) -> Iterator[CP]:
         body = dict(self.body)
         number = 1
         while True:
             page = self.client.request(
-                "POST", self.path, json=body, decode=decode, what=f"{self.label}page {number}".strip()
+                "POST",
+                self.path,
+                json=body,
+                decode=decode,
+                what=f"{self.label}page {number}".strip(),
+                before_body=self.before_body,
             )
             self.client.stats.add(pages=1)
+            cursor = page.next_cursor
             yield page
-            if not page.next_cursor:
+            del page  # not held while the next one is fetched: the caller may be done with it
+            if not cursor:
                 return
-            body = {**self.body, "cursor": page.next_cursor}
+            body = {**self.body, "cursor": cursor}
             number += 1
 
 

@@ -45,7 +45,7 @@ class LangSmithResource(ConfigurableResource):
     page_size: int = Field(default=1000, ge=1, le=1000, description="Runs per page of /api/v2/runs/query")
     slices: int = Field(default=32, ge=1, description="Time slices a day is cut into (fetched concurrently)")
     concurrency: int = Field(
-        default=16, ge=1, description="Slices fetched at once, over the calling process and its workers"
+        default=32, ge=1, description="Slices fetched at once, over the calling process and its workers"
     )
     workers: int = Field(
         default=1,

@@ -41,7 +41,7 @@ from pipelines.export.common import REJECTED, rejected_table, rfc3339_us, time_s
 from pipelines.flatten.runs import RUN_FEEDBACK_STATS, RUNS
 from pipelines.memory import fewer_collections, tune_memory
 from pipelines.pagination import CursorPaginator
-from pipelines.records import RUN_SELECTS, Rejected, decode_runs_page
+from pipelines.records import RUN_SELECTS, Decoded, Rejected, RunV2, decode_runs_page
 from pipelines.sink import ParquetOptions, ParquetSink, PartitionInfo
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ RUNS_QUERY_PATH = "/api/v2/runs/query"
 # (``workers=0``) two, so compression (which releases the GIL) overlaps the next chunk's decoding.
 PROCESSING_PER_WORKER = 1
 PROCESSING_IN_CALLER = 2
+# Pages a lane may have read and waiting for its processing, per processing thread: with the pages
+# being processed, the lane's memory besides its open files, whatever the concurrency (see _Processor).
+PAGES_WAITING_PER_PROCESSING = 8
 _TABLES = ("runs", "run_feedback_stats")
 
 
@@ -60,7 +63,7 @@ _TABLES = ("runs", "run_feedback_stats")
 class RunsExportOptions:
     page_size: int = 1000
     slices: int = 32
-    concurrency: int = 16
+    concurrency: int = 32
     flush_rows: int = 10_000  # runs per file: see _Processor
     project_batch: int = 100
     workers: int = 0  # processes that fetch, decode, flatten and write slices besides the caller
@@ -289,7 +292,8 @@ def run_lane(
             assert lane.client is not None
             client = stack.enter_context(lane.client.open())
         assert client is not None
-        processor = _Processor(lane.processing, result, waiting=lane.threads)
+        waiting = PAGES_WAITING_PER_PROCESSING * lane.processing
+        processor = _Processor(lane.processing, result, waiting=waiting)
         errors: list[BaseException] = []
         try:
             with ThreadPoolExecutor(lane.threads, thread_name_prefix="runs") as threads:
@@ -307,21 +311,27 @@ def run_lane(
 
 
 class _Processor:
-    """Processes a lane's pages on ``slots`` threads while the fetching threads go on: a thread hands
-    its page over and fetches on (the next page, or the first of its next stream) unless
-    ``waiting`` pages already wait, so latency is not paid again while a page waits its turn.
+    """Processes a lane's pages on ``slots`` threads while the fetching threads go on. A fetching
+    thread takes a place among the ``waiting`` pages once its response is in and before it reads
+    the body (``reserve``), hands the page over with it (``submit``) and fetches on; the place is
+    given back when the processing takes the page up. So a lane holds at most ``waiting`` pages
+    besides those being processed, however many threads fetch: a thread beyond them waits with
+    its response's headers in and the body left in the connection (a connection, not a page).
 
-    The lane passes a page per fetching thread as ``waiting``: every slice starts at once, so
-    the first pages of all of them arrive together; with 2-page chunks and room for one to wait
-    (the earlier design), the processing started only when the second pages arrived and most
-    threads then waited (not fetching) until it had caught up with that burst. Measured at 300
-    ms on the benchmark's day (10 interleaved runs each): median 2.39 s with 2-page chunks and
-    one waiting, 2.17 s with pages processed one at a time and 8 waiting (a file per page);
-    writing them into a slice's open file instead, 2.14 s against 2.19 s (8 pairs). Memory stays
-    bounded: per fetching thread, the page it fetches and about one waiting, besides the
-    ``slots`` pages being processed; a file's size does not count (its pages are written as they
-    come, into the open file), though the open writers took a 500,000-run day's peak from
-    423-427 to 439-441 MB in the caller.
+    That lets the concurrency go up without the memory. On the benchmark's day at 300 ms, 16 at a
+    time make 4 round trips per fetching thread, and fetching alone (no processing) took 1.84-1.93 s
+    of an export's 1.92-1.98 s: the day was bound by round trips. 32 at a time (2 round trips)
+    with 8 places per lane: median 2.08 -> 1.99 s (10 interleaved pairs). Before, a place was taken
+    only when the page was read, so a lane held up to a page per fetching thread besides its
+    ``waiting``, and each thread kept its last page (in its loop and in the paginator) until the
+    next one came: a 500,000-run day (no latency) peaked at 404-437 MB in the caller and 375-395
+    in the worker; with places taken before the body and no page kept, 348-368 and 314-334 MB,
+    though ~5% slower (median 13.5 against 12.8 s, 4 pairs), the 16 fetching threads per lane
+    costing more CPU than the 8 did.
+
+    Every slice starts at once, so the first pages of all of them arrive together; processing
+    each page as it comes (not in 2-page chunks) started the processing ~0.3 s sooner at 300 ms.
+    A file's size does not count (its pages are written as they come, into the open file).
 
     A file takes several tasks, one at a time and in the order they were handed over: a task for
     a file that is being written waits in that file's queue (holding its place among the
@@ -339,12 +349,21 @@ class _Processor:
         self._unfinished = 0  # tasks handed over and not done (in a file's queue included)
         self._all_done = threading.Condition(self._lock)
 
-    def submit(self, task: ChunkTask, label: str) -> None:
-        """Queue ``task`` once fewer than ``waiting`` wait (behind the tasks of its file before it)."""
+    def reserve(self) -> None:
+        """Take a place among the ``waiting`` pages (blocks while they are all taken); raises the
+        lane's error once a page failed: fetching more would be for nothing."""
         self._waiting.acquire()
-        if self._errors:  # a page failed: the lane fails, fetching more would be for nothing
+        if self._errors:
             self._waiting.release()
             raise self._errors[0]
+
+    def unreserve(self) -> None:
+        """Give back a place whose page will not be handed over (its stream failed)."""
+        self._waiting.release()
+
+    def submit(self, task: ChunkTask, label: str) -> None:
+        """Queue ``task``, which holds a place taken with ``reserve``, behind the tasks of its file
+        before it; the place is given back when the processing takes the task up."""
         key = task.files["runs"]
         with self._lock:
             self._unfinished += 1
@@ -400,7 +419,6 @@ def _export_stream(client: LangSmithClient, lane: _Lane, stream: _Stream, proces
         "sort_order": "ASC",
     }
     label = f"{lane.day} slice {stream.slice_index} batch {stream.batch_index} "
-    pages_per_file = max(1, lane.flush_rows // lane.page_size)
     files = 0  # files of this stream begun so far
     in_file = 0  # pages of the current file handed over
 
@@ -408,21 +426,51 @@ def _export_stream(client: LangSmithClient, lane: _Lane, stream: _Stream, proces
     # and handed over on its own: it is written into its file as it comes, so no page waits for
     # the next one to make up a chunk. No page is fetched ahead: the next request leaves at once
     # anyway (a prefetching thread per stream only added threads to switch between and a page to
-    # hold).
-    pages = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label).pages(decode_runs_page)
-    for page in pages:
-        name = f"part-{stream.batch_index:03d}-{stream.slice_index:03d}-{files:05d}.parquet"
-        in_file += 1
-        last = in_file >= pages_per_file or not page.next_cursor
-        task = ChunkTask(
-            pages=[page],
-            window=stream.window,
-            root=lane.root,
-            files={t: f"{lane.dirs[t]}/{name}" for t in _TABLES},
-            exported_at=lane.exported_at,
-            options=lane.options,
-            close=last,
-        )
-        processor.submit(task, label)
-        if last:
-            files, in_file = files + 1, 0
+    # hold). Its place among the lane's waiting pages is taken once its response is in, before its
+    # body is read, so fetching threads beyond those places cost a connection, not a page.
+    place = _Place(processor)
+    paginator = CursorPaginator(client, RUNS_QUERY_PATH, body, label=label, before_body=place.take)
+    try:
+        for page in paginator.pages(decode_runs_page):
+            place.take()  # taken before its body was read (a page comes with one)
+            files, in_file = _hand_over(lane, stream, processor, page, files, in_file, label)
+            place.held = False  # the task holds it now
+            del page  # nor is it held here while the next one is fetched
+    finally:
+        if place.held:  # a body read (and perhaps retried) that is not handed over: the stream failed
+            processor.unreserve()
+
+
+class _Place:
+    """A stream's place among its lane's waiting pages, taken before a page's body is read."""
+
+    def __init__(self, processor: _Processor) -> None:
+        self._processor = processor
+        self.held = False
+
+    def take(self) -> None:
+        if not self.held:  # a retried body keeps the place it had
+            self._processor.reserve()
+            self.held = True
+
+
+def _hand_over(
+    lane: _Lane, stream: _Stream, processor: _Processor, page: Decoded[RunV2], files: int, in_file: int,
+    label: str,
+) -> tuple[int, int]:  # fmt: skip
+    """Hand a page over to be written into its file; (files begun, pages in the current file)."""
+    pages_per_file = max(1, lane.flush_rows // lane.page_size)
+    name = f"part-{stream.batch_index:03d}-{stream.slice_index:03d}-{files:05d}.parquet"
+    in_file += 1
+    last = in_file >= pages_per_file or not page.next_cursor
+    task = ChunkTask(
+        pages=[page],
+        window=stream.window,
+        root=lane.root,
+        files={t: f"{lane.dirs[t]}/{name}" for t in _TABLES},
+        exported_at=lane.exported_at,
+        options=lane.options,
+        close=last,
+    )
+    processor.submit(task, label)
+    return (files + 1, 0) if last else (files, in_file)

@@ -236,3 +236,62 @@ def test_a_plain_http_endpoint_loads_no_certificates_and_https_gets_the_default_
     assert _verify("https://api.smith.langchain.com") is tls_context()
     assert _verify("HTTPS://eu.api.smith.langchain.com") is tls_context()
     assert tls_context().cert_store_stats()["x509_ca"] > 0
+
+
+class _RecordedBody(httpx.SyncByteStream):
+    """A response body that notes when it is read."""
+
+    def __init__(self, events: list[str], content: bytes) -> None:
+        self._events = events
+        self._content = content
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._events.append("body read")
+        yield self._content
+
+
+def test_before_body_is_called_once_the_headers_are_in_and_before_the_body_is_read() -> None:
+    """The runs export takes a place among its waiting pages there: a response beyond them waits
+    with its body unread. Not for an error (its body is small and gets no place); again on a retry."""
+    events: list[str] = []
+    statuses = iter([429, 200, 200])
+    bodies = iter([b'{"detail": "slow"}', b'{"items": [{"id": "a"', b'{"items": [{"id": "a"}]}'])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(statuses)
+        events.append(f"HTTP {status}")
+        body = _RecordedBody(events, next(bodies))
+        return httpx.Response(status, headers={"Retry-After": "0"}, stream=body)
+
+    client = LangSmithClient(
+        api_key=KEY, endpoint=BASE, transport=httpx.MockTransport(handler), sleep=lambda _: None
+    )
+    with client:
+        page = client.request(
+            "POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page,
+            before_body=lambda: events.append("before body"),
+        )  # fmt: skip
+    assert [r.id for r in page.items] == ["a"]
+    assert events == [
+        "HTTP 429", "body read",  # an error: read as it comes
+        "HTTP 200", "before body", "body read",  # truncated: retried
+        "HTTP 200", "before body", "body read",
+    ]  # fmt: skip
+
+
+def test_an_error_raised_before_the_body_stops_the_request_unretried() -> None:
+    """A lane that failed raises from ``before_body``: the request ends there, its body unread."""
+    events: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events.append("request")
+        return httpx.Response(200, stream=_RecordedBody(events, b'{"items": []}'))
+
+    def fail() -> None:
+        raise OSError("the lane failed")
+
+    client = LangSmithClient(api_key=KEY, endpoint=BASE, transport=httpx.MockTransport(handler))
+    with client, pytest.raises(OSError, match="the lane failed"):
+        client.request("POST", RUNS_QUERY_PATH, json={}, decode=decode_runs_page, before_body=fail)
+    assert events == ["request"]
+    assert client.stats.retries == 0
