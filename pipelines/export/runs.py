@@ -326,8 +326,10 @@ class _Processor:
     ``waiting``, and each thread kept its last page (in its loop and in the paginator) until the
     next one came: a 500,000-run day (no latency) peaked at 404-437 MB in the caller and 375-395
     in the worker; with places taken before the body and no page kept, 348-368 and 314-334 MB,
-    though ~5% slower (median 13.5 against 12.8 s, 4 pairs), the 16 fetching threads per lane
-    costing more CPU than the 8 did.
+    though ~5% slower (median 13.5 against 12.8 s, 4 pairs; more CPU with 16 fetching threads per
+    lane than with 8). With no latency 32 at a time are slower than 16 on a small day too (1.42
+    against 1.27 s on 50,000 runs, 5 runs each): every slice is taken by a thread at the start, so
+    a process that runs ahead cannot take more.
 
     Every slice starts at once, so the first pages of all of them arrive together; processing
     each page as it comes (not in 2-page chunks) started the processing ~0.3 s sooner at 300 ms.
