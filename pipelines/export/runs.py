@@ -7,8 +7,9 @@ and decode, flatten and write them themselves, so no page crosses a process boun
 ``workers=0`` the calling process does all of it alone, on its own client. Each page is handed
 to the process's processing thread while the stream goes on fetching, and written (a row group)
 into the stream's open file; every ``flush_rows`` runs of a stream make one file per table. Memory
-is bounded by the pages in flight and waiting, never by the size of the day or of the files. File
-names depend only on (batch, slice, file): the output does not depend on timing.
+is bounded by the pages read and waiting (a fixed number of places per processing thread, see
+``_Processor``) and those being processed, not by the concurrency, the size of the day or of the
+files. File names depend only on (batch, slice, file): the output does not depend on timing.
 """
 
 from __future__ import annotations
